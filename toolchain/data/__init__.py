@@ -1,0 +1,1 @@
+"""Images for training and evaluation: the embedded photos, image files, patches and noise."""

@@ -1,0 +1,146 @@
+"""Multi-threshold (MT) integrate-and-fire neuron.
+
+:func:`mt_step` is the single source of the MT maths. The PyTorch SNN (float), the integer reference
+simulator, the Lava processes and the Loihi 2 profile all call it, on torch tensors or numpy arrays,
+float or integer. One step, for thresholds theta_1 > theta_2 > ... > theta_N on ONE shared membrane::
+
+    V <- clip(V + I, -V_lim, V_lim)              (clip only where a limit is given)
+    for i = 1..N:  s_i = H(V - theta_i)  with H(x) = [x > 0]   (strict: V = theta_i does not fire)
+                   V  <- V - theta_i * s_i        (reset by subtraction)
+    o = sum_i theta_i * s_i                       (value seen downstream)
+
+A single threshold is the plain IF neuron with reset by subtraction.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+FireFn = Callable[[Any], Any]
+
+
+def heaviside(x: Any) -> Any:
+    """H(x) = [x > 0], elementwise, as a boolean array or tensor."""
+    return x > 0
+
+
+def mt_step(v: Any, current: Any, thresholds: Sequence[float], v_limit: float | None = None,
+            fire: FireFn = heaviside) -> tuple[Any, tuple[Any, ...]]:
+    """One MT step (see the module docstring). Returns the new membrane and one spike map per threshold."""
+    v = v + current
+    if v_limit is not None:
+        v = v.clip(-v_limit, v_limit)
+    spikes = []
+    for theta in thresholds:
+        s = fire(v - theta)
+        v = v - theta * s
+        spikes.append(s)
+    return v, tuple(spikes)
+
+
+def mt_output(spikes: Sequence[Any], weights: Sequence[float]) -> Any:
+    """o = sum_i w_i * s_i: the cascade's output, with w_i = theta_i (or theta_i / theta_N for integer units)."""
+    out = weights[0] * spikes[0]
+    for w, s in zip(weights[1:], spikes[1:]):
+        out = out + w * s
+    return out
+
+
+def default_thresholds(count: int, top: float = 2.0) -> tuple[float, ...]:
+    """Theorem 3.1 of the paper: theta_{i+1} = theta_i / 2, starting from ``top`` (2, 1, 0.5, 0.25 for 4)."""
+    if count < 1:
+        raise ConfigError(f"number of thresholds must be >= 1, got {count}")
+    return tuple(top / 2 ** i for i in range(count))
+
+
+def validate_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+    """Thresholds must be positive, finite and strictly decreasing; returns them as a tuple of floats."""
+    values = tuple(float(t) for t in thresholds)
+    if not values:
+        raise ConfigError("at least one threshold is needed")
+    for t in values:
+        if not (t > 0 and t < float("inf")):
+            raise ConfigError(f"thresholds must be positive and finite, got {t}")
+    for a, b in zip(values, values[1:]):
+        if not a > b:
+            raise ConfigError(f"thresholds must be strictly decreasing, got {list(values)}")
+    return values
+
+
+class _SurrogateHeaviside(torch.autograd.Function):
+    """H(x) forward; triangular surrogate gradient max(0, 1 - |x|) backward (for BPTT only)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad * (1.0 - x.abs()).clamp(min=0.0)
+
+
+def surrogate_heaviside(x: torch.Tensor) -> torch.Tensor:
+    """Differentiable stand-in for :func:`heaviside`, used by direct training and the BPTT benchmark."""
+    return _SurrogateHeaviside.apply(x)
+
+
+class MultiThresholdNeuron(nn.Module):
+    """Stateful MT neuron layer wrapping :func:`mt_step`.
+
+    Modes (set by the owning :class:`~toolchain.snn.SpikingUNet`, never globally):
+
+    * ``"step"``: one time step; accumulates the spiking flows I_in = sum_t I(t) and
+      I_out = sum_t o(t) (paper eqs. 9-10) when ``record_flow`` is on, and spike counts per threshold.
+    * ``"flow"``: the differentiable spiking-flow pass of Algorithm 1. Input x is the time-averaged
+      input flow I_in / T; the output's value is I_out / T recorded in the last step run, its gradient
+      is that of ReLU(x) (passes where I_in > 0).
+    """
+
+    def __init__(self, thresholds: Sequence[float]) -> None:
+        super().__init__()
+        self.thresholds = validate_thresholds(thresholds)
+        self.mode = "step"
+        self.record_flow = False
+        self.fire: FireFn = heaviside
+        self.reset()
+
+    def extra_repr(self) -> str:
+        return f"thresholds={list(self.thresholds)}"
+
+    def reset(self) -> None:
+        """Membrane to 0 (no initial offset, as in the paper) and all accumulators cleared."""
+        self.v: torch.Tensor | float = 0.0
+        self.steps = 0
+        self.flow_in: torch.Tensor | None = None
+        self.flow_out: torch.Tensor | None = None
+        self.spike_counts = torch.zeros(len(self.thresholds), dtype=torch.float64)
+        self.neurons = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "flow":
+            return self._flow(x)
+        self.v, spikes = mt_step(self.v, x, self.thresholds, fire=self.fire)
+        out = mt_output(spikes, self.thresholds)
+        if not torch.is_floating_point(out):
+            out = out.to(x.dtype)
+        self.steps += 1
+        self.neurons = x[0].numel()
+        with torch.no_grad():
+            self.spike_counts += torch.stack([s.sum() for s in spikes]).to(torch.float64).cpu()
+            if self.record_flow:
+                self.flow_in = x.detach() if self.flow_in is None else self.flow_in + x.detach()
+                self.flow_out = out.detach() if self.flow_out is None else self.flow_out + out.detach()
+        return out
+
+    def _flow(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flow_out is None or self.steps == 0:
+            raise RuntimeError("flow mode needs a recorded simulation first")
+        mean_out = self.flow_out / self.steps
+        relu = torch.relu(x)
+        return relu - relu.detach() + mean_out
