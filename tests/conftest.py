@@ -1,0 +1,77 @@
+"""Shared pytest fixtures. Keep this file small and generic.
+
+`tests/` is deliberately NOT a package (no __init__.py): lava-nc and lava-dl both install a
+top-level package named `tests` into site-packages. Never `import tests...`.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+# Make the repository root importable, so `import toolchain` / `import netx_export` work
+# even without `pip install -e .` (scripts/env.sh does install it editable).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh, empty directory that is also the current working directory."""
+    d = tmp_path / "work"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    return d
+
+
+@pytest.fixture
+def lava_cleanup():
+    """Stop Lava runtimes that a test leaves running.
+
+    Usage::
+
+        def test_x(lava_cleanup):
+            lif = LIF(...)
+            lava_cleanup(lif)          # any process of the network
+            try:
+                lif.run(...)
+            finally:
+                lif.stop()
+
+    A runtime that is never stopped keeps the interpreter from exiting; a runtime whose
+    worker raised can make `stop()` block. After the test this fixture stops every
+    registered process whose runtime is still started (30 s at most each) and then
+    terminates any worker process the test left behind.
+    """
+    procs = []
+    children_before = set(multiprocessing.active_children())
+
+    def register(proc):
+        procs.append(proc)
+        return proc
+
+    yield register
+
+    for proc in procs:
+        runtime = getattr(proc, "_runtime", None)
+        if runtime is None or not getattr(runtime, "_is_started", False):
+            continue
+        t = threading.Thread(target=_quiet_stop, args=(proc,), daemon=True)
+        t.start()
+        t.join(30)
+    for child in set(multiprocessing.active_children()) - children_before:
+        child.terminate()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+
+
+def _quiet_stop(proc):
+    try:
+        proc.stop()
+    except Exception:  # best effort: the test's own failure is what matters
+        pass
