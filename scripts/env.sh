@@ -80,7 +80,10 @@ _sul_want="$(_sul_hash)"
 if ! _sul_up_to_date "$_sul_want"; then
     # Serialise concurrent setups (two scripts started at once); re-check under the lock.
     exec {_sul_lock_fd}>"$SUL_ROOT/.venv.lock"
-    flock "$_sul_lock_fd"
+    if ! flock -n "$_sul_lock_fd"; then
+        _sul_log "waiting for another setup of $SUL_VENV to finish"
+        flock "$_sul_lock_fd"
+    fi
     if ! _sul_up_to_date "$_sul_want"; then
         # Loud failure: report the failing command, then stop the calling script.
         trap '_sul_rc=$?; _sul_log "ERROR: environment setup failed (exit $_sul_rc) at: $BASH_COMMAND"; exit $_sul_rc' ERR
