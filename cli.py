@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Spiking-UNet toolchain: train a U-Net, convert it to a Spiking-UNet, fine-tune, evaluate, and
+(see the README) export it to Lava-DL netx, simulate it and profile it for Loihi 2.
+
+Every verb has --help. Errors are one line on stderr with a non-zero exit code; outputs are written
+atomically, so an error or Ctrl-C never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
+    from toolchain.neuron import default_thresholds, validate_thresholds
+    try:
+        if "," not in text and "." not in text:
+            return default_thresholds(int(text))
+        return validate_thresholds(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}")
+
+
+def _percentile(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}")
+
+
+def _emit(report: dict[str, Any], json_path: str | None) -> None:
+    from toolchain.atomic import write_json
+    if json_path:
+        write_json(json_path, report)
+        print(f"wrote {json_path}")
+
+
+def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.workflows import DataSource, train
+    report = train(DataSource(a.task, a.channels, a.data), a.width, a.depth, a.epochs, a.batches_per_epoch,
+                   a.batch, a.patch, a.lr, a.seed, a.out, classes=a.classes)
+    print(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report['seconds']:.0f} s, "
+          f"final loss {report['final_loss']:.4f} -> {a.out}")
+    return report
+
+
+def cmd_convert(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.conversion import ConversionSettings
+    from toolchain.workflows import convert_checkpoint
+    settings = ConversionSettings(a.norm, a.percentile, a.thresholds)
+    report = convert_checkpoint(a.checkpoint, settings, a.calibration, a.patch, a.seed, a.out)
+    print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
+    return report
+
+
+def cmd_finetune(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.workflows import finetune_checkpoint
+    report = finetune_checkpoint(a.checkpoint, a.steps, a.epochs, a.batches_per_epoch, a.batch, a.patch,
+                                 a.lr, a.seed, a.out)
+    print(f"fine-tuned at T={a.steps} in {report['seconds']:.0f} s, final loss {report['final_loss']:.4f} -> {a.out}")
+    return report
+
+
+def cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.workflows import evaluate_checkpoint
+    report = evaluate_checkpoint(a.checkpoint, a.steps, a.sigma, a.seed, a.crop)
+    for row in report.get("denoise", []):
+        print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
+    if "segmentation" in report:
+        print(", ".join(f"{k} {v:.3f}" for k, v in report["segmentation"].items()))
+    return report
+
+
+def cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.demo import run_demo
+    return run_demo(a.out_dir, a.seed, quick=a.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    def verb(name: str, helptext: str, handler: Callable[[argparse.Namespace], dict[str, Any]]) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+        p.set_defaults(handler=handler)
+        return p
+
+    def training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+        p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+        p.add_argument("--batches-per-epoch", type=int, default=100, help="batches per epoch (default 100)")
+        p.add_argument("--batch", type=int, default=batch, help=f"patches per batch (default {batch})")
+        p.add_argument("--patch", type=int, default=48, help="patch side in pixels (default 48)")
+        p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+
+    p = verb("train", "train a U-Net (the ANN)", cmd_train)
+    p.add_argument("--task", choices=("denoise", "segment"), default="denoise")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1 gray, 3 color (default 1)")
+    p.add_argument("--classes", type=int, default=2, help="segmentation classes (default 2)")
+    p.add_argument("--width", type=int, default=64, help="channels of the first stage (paper: 64)")
+    p.add_argument("--depth", type=int, default=4, help="number of pooling stages (paper: 4)")
+    p.add_argument("--data", metavar="DIR", help="DIR/{train,test}/images[,masks] instead of the embedded photos")
+    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    training_options(p, epochs=10, lr=1e-3, batch=16)
+
+    p = verb("convert", "convert an ANN checkpoint into a Spiking-UNet", cmd_convert)
+    p.add_argument("checkpoint", help="ANN checkpoint (.pt)")
+    p.add_argument("--norm", choices=("layer", "connection"), default="connection", help="weight normalization")
+    p.add_argument("--percentile", type=_percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--thresholds", type=_thresholds, default=(2.0, 1.0, 0.5, 0.25),
+                   help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
+    p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
+    p.add_argument("--patch", type=int, default=48, help="calibration patch side (default 48)")
+    p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
+
+    p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
+    p.add_argument("checkpoint", help="SNN checkpoint (.pt)")
+    p.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
+    training_options(p, epochs=3, lr=1e-4, batch=8)
+
+    p = verb("evaluate", "evaluate an ANN or SNN checkpoint on its test images", cmd_evaluate)
+    p.add_argument("checkpoint", help="ANN or SNN checkpoint (.pt)")
+    p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
+    p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
+    p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
+
+    p = verb("demo", "the whole pipeline on the embedded photos", cmd_demo)
+    p.add_argument("--out-dir", default="runs/demo", help="where everything is written (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny, fast configuration (for tests)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from toolchain.errors import ToolchainError
+    try:
+        report = args.handler(args)
+        _emit(report, args.json)
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no partial output was left behind", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
