@@ -15,12 +15,13 @@ from typing import Any, Callable, Sequence
 
 def _thresholds(text: str) -> tuple[float, ...]:
     """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
+    from toolchain.errors import ConfigError
     from toolchain.neuron import default_thresholds, validate_thresholds
     try:
         if "," not in text and "." not in text:
             return default_thresholds(int(text))
         return validate_thresholds(float(v) for v in text.split(","))
-    except ValueError:
+    except (ValueError, ConfigError):
         raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}")
 
 
