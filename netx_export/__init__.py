@@ -1,0 +1,13 @@
+"""Write quantized Spiking-UNet networks to netx-style HDF5 ``.net`` files and read them back.
+
+The layout follows Lava-DL netx's ``layer/<i>`` protocol (reversed shapes, torch weight layouts,
+a CUBA-compatible ``neuron`` group) with the extensions a U-Net needs: general DAG wiring
+(``inputs``), per-part weight exponents, MT thresholds, depths and concat delays. See
+:mod:`netx_export.schema` for every key.
+"""
+from toolchain.export import FORMAT_VERSION
+
+from .reader import read_network
+from .writer import write_network
+
+__all__ = ["FORMAT_VERSION", "read_network", "write_network"]

@@ -1,0 +1,108 @@
+"""The .net file schema as data: key names, value kinds, on-disk dtypes, required keys per layer kind.
+
+Writer and reader both work from these tables, so a key is spelled, typed and required in one place.
+
+File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
+
+    format         str    "spiking-unet-netx"                                  *
+    formatVersion  int    toolchain.export.FORMAT_VERSION                      *
+    meta/json      str    Network.meta as JSON (sort_keys)                     *
+    layer/<i>/     one group per layer, i = 0..L-1 in topological order
+        type       str    input | conv | convT | pool | concat
+        name       str    our layer name                                       *
+        shape      ints   (x, y, z) = (W, H, C): netx stores shapes reversed
+        inputs     ints   indices of the source layers (netx wires i-1 -> i)   *
+        depth      int    latency depth (graph.assign_depths)                  *
+        unit       float  integer membrane units per 1.0 of the float SNN      *
+        source     str    JSON of Layer.source (only when non-empty)           *
+      conv / convT / pool:
+        inChannels outChannels groups (=1)                  int
+        kernelSize stride padding dilation (=1) [outputPadding*, convT]   ints (y, x)
+        weight     int mantissas; conv (out, in, k, k), convT (in, out, k, k) (torch layouts),
+                   pool shape (1,)
+        weightExp* one exponent per input part;  bias, biasExp*: one per output channel
+        static*    0/1;   poolWeight* (pool): the float SNN's pooling weight
+        neuron/    type "MT" | "ACC", netx CUBA keys iDecay vDecay vThMant refDelay gradedSpike
+                   messageBits, and thresholds* compartments* spikeWeights* (MT)
+      concat:
+        layers     ints   part layer indices (the netx protocol key; equals ``inputs``)
+        delays*    ints   extra delay per part;  offsets*: channel offset per part
+
+Every integer is stored as int64 and every float as float64; strings as fixed-length ASCII/UTF-8
+bytes of shape (1,), as slayer writes ``type``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FORMAT_NAME = "spiking-unet-netx"
+FORMAT_KEY = "format"
+VERSION_KEY = "formatVersion"
+META_GROUP = "meta"
+META_KEY = "json"
+LAYER_GROUP = "layer"
+NEURON_GROUP = "neuron"
+
+# Value kinds.
+STR = "str"        # fixed-length bytes, shape (1,)
+JSON = "json"      # a STR holding JSON
+INT = "int"        # 0-d int64
+FLOAT = "float"    # 0-d float64
+INTS = "ints"      # 1-d int64
+PAIR = "pair"      # (y, x) int64 pair; square kernels only, so both entries are equal
+ARRAY = "array"    # n-d int64
+
+DISK_DTYPE: dict[str, type] = {INT: np.int64, FLOAT: np.float64, INTS: np.int64, PAIR: np.int64,
+                               ARRAY: np.int64}
+
+LAYER_KEYS: dict[str, str] = {
+    "type": STR, "name": STR, "shape": INTS, "inputs": INTS, "depth": INT, "unit": FLOAT, "source": JSON,
+    "inChannels": INT, "outChannels": INT, "kernelSize": PAIR, "stride": PAIR, "padding": PAIR,
+    "dilation": PAIR, "groups": INT, "outputPadding": PAIR, "weight": ARRAY, "weightExp": INTS,
+    "bias": INTS, "biasExp": INTS, "static": INT, "poolWeight": FLOAT,
+    "layers": INTS, "delays": INTS, "offsets": INTS,
+}
+
+NEURON_KEYS: dict[str, str] = {
+    "type": STR, "iDecay": INT, "vDecay": INT, "vThMant": INT, "refDelay": INT, "gradedSpike": INT,
+    "messageBits": INT, "thresholds": INTS, "compartments": INT, "spikeWeights": INTS,
+}
+
+_COMMON = ("type", "name", "shape", "inputs", "depth", "unit")
+_SYNAPTIC = ("inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups",
+             "weight", "weightExp", "bias", "biasExp", "static")
+
+# Keys every layer of a kind must have, in the order the writer writes them ("neuron" is the group).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "input": _COMMON,
+    "conv": _COMMON + _SYNAPTIC,
+    "convT": _COMMON + _SYNAPTIC + ("outputPadding",),
+    "pool": _COMMON + _SYNAPTIC + ("poolWeight",),
+    "concat": _COMMON + ("layers", "delays", "offsets"),
+}
+SYNAPTIC_KINDS = ("conv", "convT", "pool")
+OPTIONAL = ("source",)
+
+NEURON_REQUIRED: dict[str, tuple[str, ...]] = {
+    "MT": ("type", "iDecay", "vDecay", "vThMant", "refDelay", "gradedSpike", "messageBits",
+           "thresholds", "compartments", "spikeWeights"),
+    "ACC": ("type", "iDecay", "vDecay", "refDelay", "gradedSpike", "messageBits", "compartments"),
+}
+
+# In-memory dtypes of the IR's arrays (what toolchain.quantize produces).
+MEMORY_DTYPE: dict[str, type] = {"weight": np.int32, "bias": np.int64, "biasExp": np.int64}
+
+# netx CUBA parameters of an integrate-and-fire neuron: current fully replaced every step
+# (iDecay = 4096, netx's du = iDecay - 1), no voltage leak, one step refractory delay.
+I_DECAY_FULL = 4096
+V_DECAY_NONE = 0
+REF_DELAY = 1
+
+# Guards against absurd sizes in corrupted files (elements in one dataset / bytes of one string).
+MAX_ELEMENTS = 1 << 27
+MAX_STRING_BYTES = 1 << 24
+
+
+def message_bits(spike_weights: tuple[int, ...], graded: bool) -> int:
+    """Bits of the graded payload sum(r_i) (e.g. 4 for r = (8, 4, 2, 1)); 0 for binary spikes."""
+    return int(sum(spike_weights)).bit_length() if graded else 0

@@ -1,0 +1,204 @@
+"""Write a quantized :class:`~toolchain.graph.Network` to a netx-style HDF5 ``.net`` file.
+
+The file is written atomically (a temporary file beside the target, renamed when complete) and
+byte-stable: the same network always gives the same bytes, so write -> read -> write reproduces
+the file exactly. Every group is created without object timestamps and with link creation order
+tracked (h5py lists keys in the order written); every dataset is created with ``track_times=False``
+and an explicit dtype. Before the rename the temporary file is read back through the reader's
+validation, so a network the reader would refuse is refused here, with :class:`ExportError`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from toolchain.atomic import atomic_path
+from toolchain.errors import ExportError, NetFileError
+from toolchain.export import FORMAT_VERSION
+from toolchain.graph import Layer, Network
+
+from . import schema
+from .reader import parse_file
+from .schema import FLOAT, INT, INTS, JSON, PAIR, STR
+
+Entry = tuple[str, Any]          # (key, value); neuron keys are "neuron/<key>"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Deterministic JSON (sorted keys, ASCII) of a metadata mapping; ExportError if not encodable."""
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{what} cannot be stored as JSON: {exc}") from exc
+
+
+def _encode(kind: str, key: str, value: Any, where: str) -> np.ndarray:
+    """One value as the numpy array the file stores for a key of this kind."""
+    if kind in (STR, JSON):
+        text = value if kind == STR else encode_json(value, f"{where} {key}")
+        if not isinstance(text, str) or "\x00" in text:
+            raise ExportError(f"{where}: {key} must be a string without NUL characters, got {text!r}")
+        return np.array([text.encode("utf-8")])   # dtype S<n>, shape (1,): slayer's convention
+    if kind == PAIR:
+        value = [value, value]
+    array = np.asarray(value)
+    if kind == FLOAT:
+        if array.shape != () or array.dtype.kind not in "iuf":
+            raise ExportError(f"{where}: {key} must be a number, got {value!r}")
+        return array.astype(np.float64)
+    if array.dtype.kind not in "iub" and not (array.size == 0 and array.dtype.kind == "f"):
+        raise ExportError(f"{where}: {key} must hold integers, got dtype {array.dtype}")
+    if kind == INT and array.shape != ():
+        raise ExportError(f"{where}: {key} must be a scalar, got shape {array.shape}")
+    if kind in (INTS, PAIR) and array.ndim != 1:
+        raise ExportError(f"{where}: {key} must be one-dimensional, got shape {array.shape}")
+    return array.astype(np.int64)
+
+
+def _neuron_entries(network: Network, layer: Layer) -> list[Entry]:
+    assert layer.neuron is not None
+    graded = network.meta.get("lowering", "compartments") == "graded"
+    prefix = schema.NEURON_GROUP + "/"
+    common = [("iDecay", schema.I_DECAY_FULL), ("vDecay", schema.V_DECAY_NONE)]
+    if layer.neuron.kind == "ACC":
+        entries = [("type", "ACC"), *common, ("refDelay", schema.REF_DELAY), ("gradedSpike", 0),
+                   ("messageBits", 0), ("compartments", 1)]
+    else:
+        thresholds = tuple(int(t) for t in layer.neuron.thresholds)
+        ratios = layer.neuron.spike_weights()
+        entries = [("type", "MT"), *common, ("vThMant", thresholds[-1] >> 6),
+                   ("refDelay", schema.REF_DELAY), ("gradedSpike", int(graded)),
+                   ("messageBits", schema.message_bits(ratios, graded)), ("thresholds", thresholds),
+                   ("compartments", len(thresholds)), ("spikeWeights", ratios)]
+    return [(prefix + key, value) for key, value in entries]
+
+
+def layer_entries(network: Network, layer: Layer) -> list[Entry]:
+    """Every (key, value) of one layer's group, in the order written (see :mod:`netx_export.schema`)."""
+    index = {other.name: i for i, other in enumerate(network.layers)}
+    where = f"layer {index[layer.name]} ({layer.name})"
+    c, h, w = layer.shape
+    entries: list[Entry] = [("type", layer.kind), ("name", layer.name), ("shape", (w, h, c)),
+                            ("inputs", [index[s] for s in layer.inputs]), ("depth", layer.depth),
+                            ("unit", float(layer.unit))]
+    if layer.kind == "concat":
+        offsets = np.cumsum([0] + [network[s].shape[0] for s in layer.inputs])[:-1]
+        entries += [("layers", [index[s] for s in layer.inputs]), ("delays", list(layer.delays)),
+                    ("offsets", offsets)]
+    elif layer.kind in schema.SYNAPTIC_KINDS:
+        if layer.weight is None or layer.bias is None or layer.bias_exp is None or layer.neuron is None:
+            raise ExportError(f"{where}: a quantized {layer.kind} layer needs weight, bias, bias_exp and a neuron")
+        if len(layer.inputs) != 1:
+            raise ExportError(f"{where}: a {layer.kind} layer has exactly one input, got {len(layer.inputs)}")
+        entries += [("inChannels", network[layer.inputs[0]].shape[0]), ("outChannels", c),
+                    ("kernelSize", layer.kernel), ("stride", layer.stride), ("padding", layer.padding),
+                    ("dilation", 1), ("groups", 1)]
+        if layer.kind == "convT":
+            entries.append(("outputPadding", layer.output_padding))
+        entries += [("weight", layer.weight), ("weightExp", list(layer.weight_exp)), ("bias", layer.bias),
+                    ("biasExp", layer.bias_exp), ("static", int(layer.static))]
+        if layer.kind == "pool":
+            entries.append(("poolWeight", float(layer.pool_weight)))
+        entries += _neuron_entries(network, layer)
+    if layer.source:
+        entries.append(("source", layer.source))
+    return entries
+
+
+def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
+    """A group with creation-order tracking and no timestamps (h5py's create_group cannot drop them)."""
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
+
+
+def _put(group: h5py.Group, key: str, array: np.ndarray) -> None:
+    group.create_dataset(key, data=array, dtype=array.dtype, track_times=False)
+
+
+def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, np.ndarray]]) -> None:
+    """Create ``layer/<index>`` holding already-encoded entries (a neuron key opens the neuron group)."""
+    group = _create_group(layers_group, str(index))
+    neuron: h5py.Group | None = None
+    for key, array in entries:
+        if key.startswith(schema.NEURON_GROUP + "/"):
+            if neuron is None:
+                neuron = _create_group(group, schema.NEURON_GROUP)
+            _put(neuron, key.split("/", 1)[1], array)
+        else:
+            _put(group, key, array)
+
+
+def _encoded_layer(network: Network, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
+    where = f"layer {i} ({layer.name})"
+    try:
+        entries = layer_entries(network, layer)
+    except ExportError as exc:            # the IR's own checks (e.g. NeuronSpec.spike_weights)
+        raise ExportError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from exc
+    encoded = []
+    for key, value in entries:
+        table = schema.NEURON_KEYS if key.startswith(schema.NEURON_GROUP + "/") else schema.LAYER_KEYS
+        kind = table[key.split("/", 1)[-1]]
+        encoded.append((key, _encode(kind, key, value, where)))
+    return encoded
+
+
+def _default_mode() -> int:
+    """0o666 minus the umask: what open() would give (the temporary file is created 0o600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _create_file(path: Path) -> h5py.File:
+    """An HDF5 file whose root group tracks creation order and has no timestamps."""
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
+    return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl))
+
+
+def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
+    """Write a quantized network to ``path`` atomically and byte-stably; returns the path.
+
+    Raises :class:`ExportError` for a float (non-quantized) network, a value the format cannot hold
+    or a network the reader would refuse (the message names the layer and key).
+    """
+    target = Path(path)
+    if not isinstance(network, Network) or not network.quantized:
+        raise ExportError(f"cannot write {target}: only quantized networks can be written (export first)")
+    try:
+        meta = _encode(JSON, "meta", dict(network.meta), "meta")
+        layers = [_encoded_layer(network, i, layer) for i, layer in enumerate(network.layers)]
+    except ExportError as exc:
+        raise ExportError(f"cannot write {target}: {exc}") from exc
+    with atomic_path(target) as tmp:
+        with _create_file(tmp) as f:
+            _put(f, schema.FORMAT_KEY, _encode(STR, schema.FORMAT_KEY, schema.FORMAT_NAME, "root"))
+            _put(f, schema.VERSION_KEY, _encode(INT, schema.VERSION_KEY, FORMAT_VERSION, "root"))
+            _put(_create_group(f, schema.META_GROUP), schema.META_KEY, meta)
+            layers_group = _create_group(f, schema.LAYER_GROUP)
+            for i, entries in enumerate(layers):
+                write_layer(layers_group, i, entries)
+        try:
+            with h5py.File(tmp, "r") as f:
+                parse_file(f)
+        except NetFileError as exc:
+            raise ExportError(f"cannot write {target}: {exc}") from exc
+        os.chmod(tmp, _default_mode())
+    return target
+
