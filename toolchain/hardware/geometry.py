@@ -1,0 +1,169 @@
+"""Exact connectivity of conv / convT / pool layers, border- and stride-exact, per spatial axis.
+
+A 2-D convolution's connectivity is separable: output pixel (o_y, o_x) reads input pixel (i_y, i_x)
+through a tap exactly when the row axis connects o_y to i_y and the column axis connects o_x to i_x.
+So everything is computed from two small matrices per layer, ``rows`` (H_out x H_in) and ``cols``
+(W_out x W_in), whose entry [o, i] is the number of kernel taps linking o and i (0 or 1):
+
+* conv / pool: o reads i = o * stride - padding + k for k in 0..kernel-1 (when 0 <= i < n_in);
+* convT:       i writes o = i * stride - padding + k (when 0 <= o < n_out, output padding included).
+
+Then, per (input channel, output channel) pair that the layer connects:
+
+* synapses (taps between valid pixels) = rows.sum() * cols.sum()
+  (= the sum of conv2d(ones, ones kernel) for a conv; tests check this against torch);
+* fan-out of source pixel (i_y, i_x) = rows.sum(0)[i_y] * cols.sum(0)[i_x]
+  (= the gradient of sum(conv(x)) with respect to x for an all-ones kernel).
+
+Channel connectivity: conv / convT connect every input channel to every output channel; pool connects
+channel c to channel c only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..graph import Layer, Network
+
+
+def axis_taps(kind: str, n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """(n_out, n_in) int64 matrix: taps connecting output index o and input index i along one axis."""
+    m = np.zeros((n_out, n_in), dtype=np.int64)
+    if kind in ("conv", "pool"):
+        for o in range(n_out):
+            for k in range(kernel):
+                i = o * stride - padding + k
+                if 0 <= i < n_in:
+                    m[o, i] += 1
+    elif kind == "convT":
+        for i in range(n_in):
+            for k in range(kernel):
+                o = i * stride - padding + k
+                if 0 <= o < n_out:
+                    m[o, i] += 1
+    else:
+        raise ValueError(f"no synaptic geometry for layer kind {kind!r}")
+    return m
+
+
+@dataclass(frozen=True)
+class Part:
+    """One synaptic input part of a layer: its source neuron layer, extra delay and channel offset."""
+
+    source: Layer
+    delay: int
+    offset: int
+
+    @property
+    def channels(self) -> int:
+        return self.source.shape[0]
+
+
+class Geometry:
+    """Connectivity of one synaptic layer (conv, convT or pool) of a network."""
+
+    def __init__(self, network: Network, layer: Layer) -> None:
+        if layer.kind not in ("conv", "convT", "pool"):
+            raise ValueError(f"layer {layer.name} ({layer.kind}) has no synapses")
+        self.layer = layer
+        if layer.static:
+            self.parts = [Part(network.input, 0, 0)]
+        else:
+            self.parts = [Part(src, delay, offset) for src, delay, offset in network.parts(layer)]
+        _, h_in, w_in = self.parts[0].source.shape      # all parts of a concat share H, W
+        _, h_out, w_out = layer.shape
+        self.in_hw = (h_in, w_in)
+        self.rows = axis_taps(layer.kind, h_in, h_out, layer.kernel, layer.stride, layer.padding)
+        self.cols = axis_taps(layer.kind, w_in, w_out, layer.kernel, layer.stride, layer.padding)
+
+    @property
+    def depthwise(self) -> bool:
+        """Pool connects channel c to channel c only; conv / convT connect all channel pairs."""
+        return self.layer.kind == "pool"
+
+    @property
+    def in_channels(self) -> int:
+        return sum(p.channels for p in self.parts)
+
+    def channel_pairs(self, part: Part | None = None) -> int:
+        """Connected (input channel, output channel) pairs, for one part or all."""
+        c_out = self.layer.shape[0]
+        c_in = part.channels if part is not None else self.in_channels
+        return c_in if self.depthwise else c_in * c_out
+
+    @cached_property
+    def taps(self) -> int:
+        """Synapses per connected channel pair: taps joining valid input and output pixels."""
+        return int(self.rows.sum() * self.cols.sum())
+
+    def synapses(self, part: Part | None = None) -> int:
+        """Valid weight taps (one per source neuron, i.e. graded / single-compartment count)."""
+        return self.channel_pairs(part) * self.taps
+
+    @cached_property
+    def fanout_map(self) -> np.ndarray:
+        """(H_in, W_in): synapses per source neuron per connected output channel, border-exact."""
+        return np.outer(self.rows.sum(0), self.cols.sum(0)).astype(np.int64)
+
+    @property
+    def channel_fanout(self) -> int:
+        """Output channels each source channel reaches."""
+        return 1 if self.depthwise else self.layer.shape[0]
+
+    def synops(self, counts: np.ndarray) -> float:
+        """Exact synaptic events of source activity ``counts`` (C_src, H_in, W_in): sum of counts x fan-out."""
+        spatial = np.asarray(counts, dtype=np.float64).sum(axis=0)
+        return float((spatial * self.fanout_map).sum()) * self.channel_fanout
+
+    def thop_macs(self) -> int:
+        """The ANN's MACs of this layer in the paper's counting convention (thop): output elements x
+        (input channels x kernel^2 + 1 bias add); pool: output elements x (kernel^2 + 1 division).
+
+        Reproduces the paper's Table 5: the 256x256 U-Net (width 64, depth 4) gives 6.55e10."""
+        c_out, h, w = self.layer.shape
+        k2 = self.layer.kernel ** 2
+        if self.depthwise:
+            return c_out * h * w * (k2 + 1)
+        bias = 1 if self.layer.bias is not None else 0
+        return c_out * h * w * (self.in_channels * k2 + bias)
+
+    def valid_macs(self) -> int:
+        """MACs that touch a valid (non-padding) input pixel: the border-exact count."""
+        return self.synapses()
+
+    # Per-band quantities, used by the mapper (bands are contiguous ranges of output rows / cols).
+    @staticmethod
+    def bands(n: int, size: int) -> list[tuple[int, int]]:
+        return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+    @staticmethod
+    def band_reads(m: np.ndarray, bands: list[tuple[int, int]]) -> np.ndarray:
+        """Distinct input indices read by each band of output indices."""
+        return np.array([int((m[a:b].sum(0) > 0).sum()) for a, b in bands], dtype=np.int64)
+
+    @staticmethod
+    def band_taps(m: np.ndarray, bands: list[tuple[int, int]]) -> np.ndarray:
+        """Taps (per channel pair) landing in each band of output indices."""
+        return np.array([int(m[a:b].sum()) for a, b in bands], dtype=np.int64)
+
+    @staticmethod
+    def band_matrix(m: np.ndarray, bands: list[tuple[int, int]]) -> np.ndarray:
+        """(n_in, n_bands): taps from input index i into band b (for per-core synaptic events)."""
+        return np.stack([m[a:b].sum(0) for a, b in bands], axis=1)
+
+
+def synaptic_layers(network: Network) -> list[Layer]:
+    return [layer for layer in network.layers if layer.kind in ("conv", "convT", "pool")]
+
+
+def consumers(network: Network) -> dict[str, list[tuple[Layer, Part]]]:
+    """For each neuron layer, the synaptic layers its spikes reach and through which part."""
+    out: dict[str, list[tuple[Layer, Part]]] = {layer.name: [] for layer in network.neuron_layers}
+    for layer in synaptic_layers(network):
+        if layer.static:
+            continue
+        for part in Geometry(network, layer).parts:
+            out[part.source.name].append((layer, part))
+    return out
