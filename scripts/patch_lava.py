@@ -14,6 +14,10 @@ already patched and changes nothing.
 2. lava/lib/dl/slayer/__init__.py imports `object_detection`, which needs torchvision and
    cv2 (absent here; PyPI torchvision does not even load beside the CPU torch). The import
    is made optional, so slayer and netx import without them (`slayer.obd` is then None).
+3. lava/magma/runtime/message_infrastructure/multiprocessing.py calls
+   `mp.set_start_method('fork')` on import, which raises "context has already been set" once
+   anything has touched multiprocessing's default context (tqdm does, by creating its lock).
+   The call is made only when the start method is not 'fork' already.
 
 Lava is located with importlib.util.find_spec("lava") without importing it (importing
 fails before the patch; `lava` is a namespace package, so find_spec executes nothing).
@@ -40,6 +44,12 @@ EXPECTED_VERSIONS = {"lava-nc": "0.10.0", "lava-dl": "0.6.0"}
 
 VAR_MODEL = Path("magma/compiler/var_model.py")
 SLAYER_INIT = Path("lib/dl/slayer/__init__.py")
+MP_INFRA = Path("magma/runtime/message_infrastructure/multiprocessing.py")
+MP_OLD = "    mp.set_start_method('fork')\n"
+MP_NEW = (
+    f"    if mp.get_start_method(allow_none=True) != 'fork':  # {MARK}\n"
+    "        mp.set_start_method('fork', force=True)\n"
+)
 
 SLAYER_OLD = "from . import object_detection as obd\n"
 SLAYER_NEW = (
@@ -51,6 +61,8 @@ SLAYER_NEW = (
 )
 
 VERIFY_CODE = """
+import multiprocessing, threading
+multiprocessing.RLock()  # sets the default context first, as tqdm does
 import lava.magma.core.run_configs
 from lava.proc.lif.process import LIF
 from lava.proc.dense.process import Dense
@@ -177,19 +189,28 @@ def patch_var_model(path: Path) -> str:
     )
 
 
-def patch_slayer_init(path: Path) -> str:
+def replace_once(path: Path, old: str, new: str, what: str) -> str:
+    """Replace the one occurrence of ``old`` in an installed file (idempotent via MARK)."""
     src = path.read_text(encoding="utf-8")
     if MARK in src:
         return f"already patched: {path}"
-    if src.count(SLAYER_OLD) != 1:
+    if src.count(old) != 1:
         raise PatchError(
-            f"{path}: expected exactly one line {SLAYER_OLD.strip()!r}; this is not the "
-            "lava-dl 0.6.0 source this patcher knows"
+            f"{path}: expected exactly one line {old.strip()!r}; this is not the "
+            "Lava source this patcher knows"
         )
-    text = src.replace(SLAYER_OLD, SLAYER_NEW)
+    text = src.replace(old, new)
     ast.parse(text)
     write_atomic(path, text)
-    return f"patched {path}: optional `object_detection` import"
+    return f"patched {path}: {what}"
+
+
+def patch_slayer_init(path: Path) -> str:
+    return replace_once(path, SLAYER_OLD, SLAYER_NEW, "optional `object_detection` import")
+
+
+def patch_start_method(path: Path) -> str:
+    return replace_once(path, MP_OLD, MP_NEW, "tolerate an already-set 'fork' start method")
 
 
 def verify() -> None:
@@ -223,7 +244,8 @@ def main() -> None:
             print(f"patch_lava: WARNING: {dist} {have} installed, written for {want}", file=sys.stderr)
 
     try:
-        for msg in (patch_var_model(locate(VAR_MODEL)), patch_slayer_init(locate(SLAYER_INIT))):
+        for msg in (patch_var_model(locate(VAR_MODEL)), patch_slayer_init(locate(SLAYER_INIT)),
+                    patch_start_method(locate(MP_INFRA))):
             print(f"patch_lava: {msg}")
     except PatchError as e:
         fail(str(e), 2)

@@ -165,8 +165,8 @@ def test_not_our_format(tmp_path, ann):
 
 def test_wrong_kind(ann_file, snn_file):
     path, _ = snn_file
-    assert "expected a ann checkpoint, got snn" in _refused(path, load_ann)
-    assert "expected a snn checkpoint, got ann" in _refused(ann_file, load_snn)
+    assert "expected an ANN checkpoint, got an SNN one" in _refused(path, load_ann)
+    assert "expected an SNN checkpoint, got an ANN one" in _refused(ann_file, load_snn)
 
 
 def test_unknown_kind_and_version(tmp_path, ann_file):

@@ -128,10 +128,10 @@ def test_convert_wrong_kind(denoise_chain, tmp_path, capsys):
     out = tmp_path / "W.pt"
     capsys.readouterr()
     assert cli.main(["convert", y, "--out", str(out)]) == 2
-    assert "expected a ann checkpoint, got snn" in _one_error_line(capsys)
+    assert "expected an ANN checkpoint, got an SNN one" in _one_error_line(capsys)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert cli.main(["finetune", denoise_chain[1][0], "--steps", "2", "--out", str(out)]) == 2
-    assert "got ann" in _one_error_line(capsys)
+    assert "got an ANN one" in _one_error_line(capsys)
 
 
 def test_steps_zero(denoise_chain, tmp_path, capsys):

@@ -22,6 +22,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp creates 0600; outputs are ordinary files
         os.replace(tmp, target)
     finally:
         if tmp.exists():

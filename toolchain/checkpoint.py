@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,10 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: refused to load (not a plain weights file: {first[:160]})") from exc
+        found = re.search(r"unsupported GLOBAL [\w.]+|Unsupported global: [\w. ]+|Unsupported operand \d+", str(exc))
+        reason = found.group(0).strip() if found else "not a plain dictionary of tensors"
+        raise CheckpointError(f"{path}: refused to load: it is not a plain weights file and would run code "
+                              f"or build objects ({reason[:120]})") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError, AttributeError,
             TypeError, IndexError) as exc:
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from exc
@@ -83,7 +86,7 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
     if kind not in KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {kind!r}")
     if expect_kind is not None and kind != expect_kind:
-        raise CheckpointError(f"{path}: expected a {expect_kind} checkpoint, got {kind}")
+        raise CheckpointError(f"{path}: expected an {expect_kind.upper()} checkpoint, got an {kind.upper()} one")
     try:
         config = UNetConfig.from_dict(payload.get("config"))
     except CheckpointError as exc:

@@ -76,7 +76,7 @@ def coins_pseudo_mask(image: np.ndarray) -> np.ndarray:
 
     smooth = gaussian(image[0], sigma=2)
     mask = ndimage.binary_fill_holes(smooth > threshold_otsu(smooth))
-    return remove_small_objects(mask, 64).astype(np.int64)
+    return remove_small_objects(mask, max_size=64).astype(np.int64)
 
 
 def segment_split() -> tuple[ImageSet, ImageSet]:
