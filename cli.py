@@ -77,6 +77,44 @@ def cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+def cmd_export(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.deploy import export_checkpoint
+    report = export_checkpoint(a.checkpoint, a.output, a.mt_lowering, a.weight_bits, a.strict, a.steps, a.input_size,
+                               a.theta_unit)
+    print(f"wrote {a.output}")
+    return report
+
+
+def cmd_simulate(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.deploy import format_summary, simulate_file
+    report = simulate_file(a.network, a.backend, a.input, a.steps, a.out, a.add_noise, a.seed, a.profile, a.set,
+                           a.timeout)
+    for row in report["images"]:
+        print(f"{row['image']}: {row['spikes']:,} spikes in {row['steps']} steps, {row['wall_time_s']:.2f} s "
+              f"on {row['backend']} -> {row['out']}")
+        if "report" in row:
+            print("  " + format_summary(row["report"]))
+    return report
+
+
+def cmd_report(a: argparse.Namespace) -> dict[str, Any]:
+    from toolchain.deploy import format_summary, report_file
+    report = report_file(a.network, a.input, a.steps, a.out, a.profile, a.set, a.add_noise, a.seed, a.max_chips)
+    print(format_summary(report["summary"]))
+    print(f"wrote {a.out}/report.json, report.md and plots")
+    return report["summary"]
+
+
 def cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.demo import run_demo
     return run_demo(a.out_dir, a.seed, quick=a.quick)
@@ -132,6 +170,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
     p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
+
+    p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
+    p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
+    p.add_argument("-o", "--output", required=True, help="output .net file")
+    p.add_argument("--mt-lowering", choices=("compartments", "graded"), default="compartments",
+                   help="MT neuron as N binary IF compartments on one membrane, or one graded-spike neuron")
+    p.add_argument("--weight-bits", type=int, default=8, help="weight mantissa bits (default 8)")
+    p.add_argument("--theta-unit", type=int, default=4096, help="smallest threshold in membrane units (default 4096)")
+    p.add_argument("--steps", type=int, help="time steps T recorded in the file (default: the fine-tuning T, else 10)")
+    p.add_argument("--input-size", type=_hw, help="nominal input size N or HxW (default 64)")
+    p.add_argument("--strict", action="store_true", help="fail instead of saturating values that overflow")
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("network", help=".net file written by 'export'")
+        p.add_argument("--steps", type=int, help="time steps T (default: the file's)")
+        p.add_argument("--add-noise", type=float, metavar="SIGMA", help="add Gaussian noise (0..255 scale) first")
+        p.add_argument("--profile", default="loihi2", help="hardware profile name or JSON file (default loihi2)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile value")
+
+    p = verb("simulate", "run a .net file on the reference simulator, Lava's CPU simulator or the Loihi 2 profile",
+             cmd_simulate)
+    run_options(p)
+    p.add_argument("--backend", choices=("reference", "lava-cpu", "loihi2"), default="reference")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
+    p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
+
+    p = verb("report", "Loihi 2 cost report: cores, chips, spikes, synaptic ops, energy vs the ANN", cmd_report)
+    run_options(p)
+    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size)")
+    p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--max-chips", type=int, help="override the profile's chip limit")
 
     p = verb("demo", "the whole pipeline on the embedded photos", cmd_demo)
     p.add_argument("--out-dir", default="runs/demo", help="where everything is written (default runs/demo)")

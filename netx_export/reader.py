@@ -18,10 +18,10 @@ import h5py
 import numpy as np
 
 from toolchain.errors import NetFileError, ToolchainError
-from toolchain.export import FORMAT_VERSION, LOWERINGS
+from toolchain.export import FORMAT_VERSION
 from toolchain.fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS,
                                    THRESHOLD_SHIFT, WEIGHT_EXP_MAX)
-from toolchain.graph import MAX_SYNAPTIC_DELAY, Layer, Network, NeuronSpec
+from toolchain.graph import LOWERINGS, MAX_SYNAPTIC_DELAY, Layer, Network, NeuronSpec, output_hw
 
 from . import schema
 from .fields import FieldGroup, one_line
@@ -29,20 +29,6 @@ from .fields import FieldGroup, one_line
 # What h5py / numpy / json raise on corrupted input; converted to NetFileError.
 _CORRUPTION = (KeyError, TypeError, ValueError, IndexError, ArithmeticError, OSError, RuntimeError,
                AttributeError, UnicodeError, RecursionError, MemoryError, ToolchainError)
-
-
-def output_hw(kind: str, hw: tuple[int, int], kernel: int, stride: int, padding: int,
-              output_padding: int = 0) -> tuple[int, int]:
-    """The (H, W) a conv / convT / pool layer produces from an (H, W) input (torch's formulas)."""
-    def side(n: int) -> int:
-        if kind == "conv":
-            return (n + 2 * padding - kernel) // stride + 1
-        if kind == "convT":
-            return (n - 1) * stride - 2 * padding + kernel + output_padding
-        if kind == "pool":                       # avg_pool2d(kernel), stride = kernel, floor
-            return n // kernel
-        raise ValueError(f"no output shape rule for layer kind {kind!r}")
-    return side(hw[0]), side(hw[1])
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 import netx_export
 import netx_export.writer as writer_module
 from netx_export import FORMAT_VERSION, read_network, write_network
-from netx_export.reader import output_hw
+from toolchain.graph import output_hw
 from netx_export.table import format_table, layer_table
 from toolchain.conversion import ConversionSettings, convert
 from toolchain.errors import ExportError, NetFileError

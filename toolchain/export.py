@@ -4,12 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ExportError
-from .graph import Network
+from .graph import LOWERINGS, Network
 from .quantize import LayerQuantReport, QuantSettings, quantize
 from .snn import SpikingUNet
 from .trace import trace_network
 
-LOWERINGS = ("compartments", "graded")
 FORMAT_VERSION = 1
 
 

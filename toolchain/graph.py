@@ -33,6 +33,7 @@ from .errors import ExportError
 
 LAYER_KINDS = ("input", "conv", "convT", "pool", "concat")
 NEURON_KINDS = ("MT", "ACC")
+LOWERINGS = ("compartments", "graded")   # how an MT neuron becomes hardware neurons (see export)
 MAX_SYNAPTIC_DELAY = 62
 
 
@@ -174,6 +175,46 @@ class Network:
             parts.append((part, delay, offset))
             offset += part.shape[0]
         return parts
+
+
+def output_hw(kind: str, hw: tuple[int, int], kernel: int, stride: int, padding: int,
+              output_padding: int = 0) -> tuple[int, int]:
+    """The (H, W) a conv / convT / pool layer produces from an (H, W) input (torch's formulas)."""
+    def side(n: int) -> int:
+        if kind == "conv":
+            return (n + 2 * padding - kernel) // stride + 1
+        if kind == "convT":
+            return (n - 1) * stride - 2 * padding + kernel + output_padding
+        if kind == "pool":                       # avg_pool2d(kernel), stride = kernel, floor
+            return n // kernel
+        raise ValueError(f"no output shape rule for layer kind {kind!r}")
+    return side(hw[0]), side(hw[1])
+
+
+def resize(network: Network, hw: tuple[int, int]) -> Network:
+    """The same network for another input size: every layer's shape re-derived (weights shared).
+
+    Convolutional networks are size-agnostic; a U-Net needs sides that are multiples of
+    2**depth, which the caller ensures (an inconsistent concat raises :class:`ExportError`).
+    """
+    shapes: dict[str, tuple[int, int, int]] = {}
+    layers = []
+    for layer in network.layers:
+        if layer.kind == "input":
+            shape = (layer.shape[0], *hw)
+        elif layer.kind == "concat":
+            parts = [shapes[s] for s in layer.inputs]
+            if len({p[1:] for p in parts}) != 1:
+                raise ExportError(f"layer {layer.name}: parts of sizes {[p[1:] for p in parts]} cannot be "
+                                  f"concatenated for a {hw[0]}x{hw[1]} input")
+            shape = (sum(p[0] for p in parts), *parts[0][1:])
+        else:
+            src = shapes[layer.inputs[0]]
+            shape = (layer.shape[0], *output_hw(layer.kind, src[1:], layer.kernel, layer.stride,
+                                                layer.padding, layer.output_padding))
+        shapes[layer.name] = shape
+        layers.append(replace(layer, shape=shape))
+    return Network(layers, dict(network.meta), network.quantized)
 
 
 def assign_depths(network: Network, max_delay: int = MAX_SYNAPTIC_DELAY) -> Network:

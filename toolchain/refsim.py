@@ -28,11 +28,9 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .fixed_point import IMAGE_LEVELS, V_LIMIT, Overflow, bias_value, scale_by_exponent, to_bias_format
-from .graph import Layer, Network
+from .graph import LOWERINGS, Layer, Network
 from .neuron import mt_output, mt_step
 from .snn import check_steps
-
-LOWERINGS = ("compartments", "graded")
 
 
 @dataclass
