@@ -1,0 +1,218 @@
+"""Build a quantized Network as a graph of Lava processes and run it on Loihi2SimCfg(select_tag='fixed_pt').
+
+This module runs inside the backend's worker process (see :mod:`toolchain.lava_backend.runner`);
+Lava is imported only inside its functions.
+
+Physical time (Lava's ``time_step`` starts at 1)::
+
+    layer l's logical step k  ==  Lava step  depth(l) + k + TIME_OFFSET,   TIME_OFFSET = 1
+
+The static first layer (depth 0) does its step 0 at Lava step 1; every synapse adds one step;
+concat part i adds ``delays[i]`` more. A run of T logical steps takes latency + T Lava steps
+(latency = the output layer's depth).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..fixed_point import V_LIMIT
+from ..graph import Network
+from .arith import part_weight
+
+TIME_OFFSET = 1
+EXTRACTOR_BUFFER = 4
+
+
+@dataclass
+class Job:
+    """Everything the worker needs: the network, per-neuron static currents, and the run settings."""
+
+    network: Network
+    batch: int
+    steps: int
+    record: bool
+    lowering: str
+    static_bias: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mant, exp)
+
+
+def physical_steps(network: Network, steps: int) -> int:
+    """Lava steps needed for ``steps`` logical steps: the output's last window step."""
+    return network.output.depth + TIME_OFFSET + steps - 1
+
+
+def start_step(depth: int) -> int:
+    """The Lava step of a layer's logical step 0."""
+    return depth + TIME_OFFSET
+
+
+def build(job: Job) -> tuple[dict[str, Any], Any, dict[str, Any], Any, list[Any]]:
+    """The Lava processes: neuron/accumulator per layer, synapses per part, Extractors for reading.
+
+    Returns (neurons by layer name, the accumulator, Extractors of recorded layers by name,
+    the accumulator's Extractor, every process created).
+    """
+    from lava.proc.io.extractor import Extractor
+
+    from .procs.process import Accumulator, MTNeuron, Synapse
+
+    network, n = job.network, job.batch
+    output = network.output
+    neurons: dict[str, Any] = {}
+    extractors: dict[str, Any] = {}
+    created: list[Any] = []
+    buffer = min(EXTRACTOR_BUFFER, physical_steps(network, job.steps))
+    for layer in network.neuron_layers:
+        assert layer.neuron is not None and layer.bias is not None and layer.bias_exp is not None
+        shape = (n,) + tuple(layer.shape)
+        if layer.static:
+            bias_mant, bias_exp = job.static_bias[layer.name]
+        else:
+            bias_mant = np.asarray(layer.bias, np.int64).reshape(1, -1, 1, 1)
+            bias_exp = np.asarray(layer.bias_exp, np.int64).reshape(1, -1, 1, 1)
+        start = start_step(layer.depth)
+        if layer is output:
+            proc = Accumulator(shape=shape, bias_mant=bias_mant, bias_exp=bias_exp, start=start,
+                               window=job.steps, v_limit=V_LIMIT, name=layer.name)
+        else:
+            proc = MTNeuron(shape=shape, thresholds=layer.neuron.thresholds, bias_mant=bias_mant,
+                            bias_exp=bias_exp, start=start, window=job.steps, lowering=job.lowering,
+                            v_limit=V_LIMIT, record=job.record, name=layer.name)
+        created.append(proc)
+        if not layer.static:
+            for (src, delay, offset), exp in zip(network.parts(layer), layer.weight_exp):
+                assert src.neuron is not None
+                src_proc = neurons[src.name]
+                syn = Synapse(in_shape=src_proc.s_out.shape, out_shape=shape, kind=layer.kind,
+                              weight=part_weight(layer, offset, src.shape[0]), weight_exp=exp,
+                              ratios=src.neuron.spike_weights(), lowering=job.lowering,
+                              kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
+                              output_padding=layer.output_padding, delay=delay,
+                              name=f"{layer.name}<-{src.name}")
+                src_proc.s_out.connect(syn.s_in)
+                syn.a_out.connect(proc.a_in)
+                created.append(syn)
+        neurons[layer.name] = proc
+        if job.record and layer is not output:
+            ext = Extractor(shape=shape, buffer_size=buffer, name=f"record:{layer.name}")
+            proc.rec_out.connect(ext.in_port)
+            extractors[layer.name] = ext
+            created.append(ext)
+    acc = neurons[output.name]
+    acc_ext = Extractor(shape=acc.a_out.shape, buffer_size=buffer, name=f"record:{output.name}")
+    acc.a_out.connect(acc_ext.in_port)
+    created.append(acc_ext)
+    return neurons, acc, extractors, acc_ext, created
+
+
+def run_config(processes: list[Any] = ()) -> Any:
+    """``Loihi2SimCfg(select_tag='fixed_pt')`` with each given process mapped to its model.
+
+    Lava's compiler otherwise searches the models of every process instance anew, re-executing every
+    module in the process class's directory each time (about 40 ms per process); mapping the instances
+    (``exception_proc_model_map`` accepts them) skips that. Lava's Extractor has one untagged CPU model,
+    named here too.
+    """
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+    from .procs.models import PyAccumulatorModelFixed, PyMTNeuronModelFixed, PySynapseModelFixed
+    from .procs.process import Accumulator, MTNeuron, Synapse
+
+    models: dict[Any, Any] = {Extractor: PyLoihiExtractorModel, MTNeuron: PyMTNeuronModelFixed,
+                              Synapse: PySynapseModelFixed, Accumulator: PyAccumulatorModelFixed}
+    mapping = dict(models)
+    for proc in processes:
+        mapping[proc] = models[type(proc)]
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=mapping)
+
+
+def runtime_shared_memory(runtime: Any) -> list[str]:
+    """Names of the shared-memory segments (under /dev/shm) of a Lava runtime's channels."""
+    smm = getattr(getattr(runtime, "_messaging_infrastructure", None), "smm", None)
+    return [h.name for h in getattr(smm, "_shared_memory_handles", [])]
+
+
+def runtime_workers(runtime: Any) -> list[Any]:
+    """The worker processes (multiprocessing.Process) of a Lava runtime."""
+    return list(getattr(getattr(runtime, "_messaging_infrastructure", None), "actors", []))
+
+
+def kill_runtime(runtime: Any) -> None:
+    """Kill a runtime's workers (SIGKILL) and shut its shared-memory manager down (unlinks segments)."""
+    for worker in runtime_workers(runtime):
+        try:
+            worker.kill()
+        except Exception:
+            pass
+    infra = getattr(runtime, "_messaging_infrastructure", None)
+    smm = getattr(infra, "smm", None)
+    if smm is not None:
+        try:
+            smm.shutdown()
+        except Exception:
+            pass
+
+
+def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
+             on_running: Callable[[bool], None] = lambda running: None) -> dict[str, Any]:
+    """Compile, run and read back. ``on_runtime(runtime)`` is called once the runtime exists (its
+    workers are started); ``on_running(flag)`` brackets the stepping (a worker that exits in it failed).
+
+    Returns a plain dict: ``accumulator`` (N, C, H, W) int64, ``packed`` {layer: (T, N, C, H, W)
+    uint8 spikes packed as sum_i s_i << i} when recording, ``spike_counts``, ``saturations`` and
+    ``timing``.
+    """
+    from lava.magma.core.run_conditions import RunSteps
+
+    network, steps = job.network, job.steps
+    output = network.output
+    t0 = time.perf_counter()
+    neurons, acc, extractors, acc_ext, created = build(job)
+    n_steps = physical_steps(network, steps)
+    t_build = time.perf_counter()
+    started = ok = False
+    try:
+        acc.create_runtime(run_cfg=run_config(created))
+        started = True
+        on_runtime(acc.runtime)
+        t_compiled = time.perf_counter()
+        packed = {name: np.zeros((steps, job.batch) + tuple(network[name].shape), np.uint8)
+                  for name in extractors}
+        starts = {name: start_step(network[name].depth) for name in extractors}
+        on_running(True)
+        acc.run(condition=RunSteps(num_steps=n_steps, blocking=False))
+        accumulator = None
+        for t in range(1, n_steps + 1):          # drain step-major: each Extractor gets one message a step
+            for name, ext in extractors.items():
+                data = ext.receive()
+                k = t - starts[name]
+                if 0 <= k < steps:
+                    packed[name][k] = data
+            accumulator = acc_ext.receive()
+        acc.wait()
+        on_running(False)
+        t_run = time.perf_counter()
+        counts = {name: [int(c) for c in proc.spike_counts.get()] for name, proc in neurons.items()
+                  if name != output.name}
+        saturations = {name: int(proc.saturations.get()[0]) for name, proc in neurons.items()}
+        t_read = time.perf_counter()
+        ok = True
+    finally:
+        on_running(False)
+        if started:
+            if ok:
+                acc.stop()
+            else:                    # a failed run cannot be stopped gracefully: its workers may hang
+                kill_runtime(acc.runtime)
+    t_stop = time.perf_counter()
+    return {
+        "accumulator": np.asarray(accumulator).astype(np.int64),
+        "packed": packed, "spike_counts": counts, "saturations": saturations,
+        "timing": {"build_s": t_build - t0, "compile_s": t_compiled - t_build, "run_s": t_run - t_compiled,
+                   "read_s": t_read - t_run, "stop_s": t_stop - t_read, "lava_steps": n_steps,
+                   "processes": len(created)},
+    }
