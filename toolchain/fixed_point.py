@@ -18,7 +18,8 @@ BIAS_MANT_BITS = 13
 BIAS_EXP_MAX = 7
 WEIGHT_EXP_MAX = 7
 HOST_EXP_MIN = -8                             # the static layer runs on the host: it may shift right
-IMAGE_LEVELS = 255                            # input pixels are sent as 8-bit integers
+IMAGE_LEVELS = 255                            # one pixel level is 1/255 (an 8-bit image uses 0..255)
+INPUT_LEVEL_MIN, INPUT_LEVEL_MAX = -512, 511  # host-side input levels are 10-bit signed: x in [-2, 2)
 
 
 @dataclass

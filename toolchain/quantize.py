@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ExportError
-from .fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, THRESHOLD_MANT_BITS,
+from .fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX,
+                          INPUT_LEVEL_MIN, THRESHOLD_MANT_BITS,
                           THRESHOLD_SHIFT, V_LIMIT, WEIGHT_EXP_MAX, Overflow, bias_value, quantize_weights,
                           to_bias_format)
+from .graph import Layer, Network, NeuronSpec
 
 BIAS_LIMIT = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2 ** BIAS_EXP_MAX
-from .graph import Layer, Network, NeuronSpec
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,8 @@ def quantize(network: Network, settings: QuantSettings, output_abs_max: float) -
         layers.append(replace(layer, neuron=neuron, weight=weight, weight_exp=exps, bias=bias_mant,
                               bias_exp=bias_exp, unit=unit))
     meta = {**network.meta, "theta_unit": settings.theta_unit, "weight_bits": settings.weight_bits,
-            "v_limit": V_LIMIT, "input_levels": IMAGE_LEVELS}
+            "v_limit": V_LIMIT, "input_levels": IMAGE_LEVELS,
+            "input_level_range": [INPUT_LEVEL_MIN, INPUT_LEVEL_MAX]}
     return Network(layers, meta, quantized=True), reports
 
 

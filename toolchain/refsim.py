@@ -11,7 +11,7 @@ Per MT layer and step (integer arithmetic; :func:`toolchain.neuron.mt_step` on i
       = sum_parts        2**e_p * conv(q^src,  m_p)     + m_b * 2**e_b      (graded, q = sum_i r_i s_i)
     V, s = mt_step(V, I, (r_1 .. r_N) * theta_unit, v_limit = 2**23 - 1)
 
-The static first layer's current is computed once from the 8-bit image and stored in the bias
+The static first layer's current is computed once from the image's integer levels round(255 x) and stored in the bias
 format (13-bit mantissa, per-neuron exponent). The output layer accumulates I into a 24-bit
 saturating register A; the decoded output is A / (unit * T).
 
@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .fixed_point import IMAGE_LEVELS, V_LIMIT, Overflow, bias_value, scale_by_exponent, to_bias_format
+from .fixed_point import (IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN, V_LIMIT, Overflow, bias_value,
+                          round_half_away, scale_by_exponent, to_bias_format)
 from .graph import LOWERINGS, Layer, Network
 from .neuron import mt_output, mt_step
 from .snn import check_steps
@@ -47,8 +48,13 @@ class ReferenceResult:
 
 
 def image_levels(images: np.ndarray) -> np.ndarray:
-    """Float images in [0, 1] -> integer pixel levels 0..255 (round half away from zero)."""
-    return np.floor(np.clip(images, 0.0, 1.0) * IMAGE_LEVELS + 0.5).astype(np.int64)
+    """Float images -> integer pixel levels round(255 x), halves away from zero, saturated to 10-bit signed.
+
+    An 8-bit image maps to 0..255 exactly; the signed headroom keeps inputs with unclipped noise
+    (the usual denoising benchmark protocol) from being clipped to [0, 1].
+    """
+    levels = round_half_away(np.asarray(images, dtype=np.float64) * IMAGE_LEVELS)
+    return np.clip(levels, INPUT_LEVEL_MIN, INPUT_LEVEL_MAX).astype(np.int64)
 
 
 def _exact_dtype(weight: np.ndarray, payload_max: int, fan_in: int) -> torch.dtype:
@@ -60,7 +66,7 @@ def _synapse(layer: Layer, x: torch.Tensor, weight: np.ndarray, payload_max: int
     """conv / convT / sum-pool of integer payloads with integer mantissas, exactly, as int64."""
     if layer.kind == "pool":
         dtype = _exact_dtype(weight, payload_max, layer.kernel ** 2)
-        summed = F.avg_pool2d(x.to(dtype), layer.kernel) * layer.kernel ** 2
+        summed = F.avg_pool2d(x.to(dtype), layer.kernel, divisor_override=1)   # exact window sums
         return summed.to(torch.int64) * int(weight.reshape(-1)[0])
     fan_in = weight.shape[0 if layer.kind == "convT" else 1] * layer.kernel ** 2
     dtype = _exact_dtype(weight, payload_max, fan_in)
@@ -90,7 +96,7 @@ def _bias(layer: Layer) -> torch.Tensor:
 def static_current(layer: Layer, levels: np.ndarray, overflow: Overflow) -> torch.Tensor:
     """The first layer's constant current conv(x, m) * 2**e + bias, rounded into the bias format."""
     (exp,) = layer.weight_exp
-    conv = _synapse(layer, torch.from_numpy(levels), layer.weight, IMAGE_LEVELS).numpy()
+    conv = _synapse(layer, torch.from_numpy(levels), layer.weight, -INPUT_LEVEL_MIN).numpy()
     raw = scale_by_exponent(conv, exp) + bias_value(layer.bias, layer.bias_exp).reshape(1, -1, 1, 1)
     mant, bexp = to_bias_format(raw, overflow)
     return torch.from_numpy(bias_value(mant, bexp))
