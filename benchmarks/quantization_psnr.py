@@ -19,42 +19,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure(checkpoint: str, steps: int, sigma: float, crop: int, seed: int, lowering: str) -> dict:
-    import numpy as np
-    import torch
-
-    from toolchain import metrics
-    from toolchain.data.patches import add_gaussian_noise, center_crop
-    from toolchain.export import export_network
+    from toolchain.fidelity import quantization_psnr
     from toolchain.models import load_snn
-    from toolchain.quantize import QuantSettings
-    from toolchain.refsim import ReferenceSimulator, image_levels
     from toolchain.workflows import DataSource
 
     snn, ckpt = load_snn(checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
-    _, test = source.load()
-    rows = []
-    for k, (name, image) in enumerate(zip(test.names, test.images)):
-        clean = center_crop(image, crop)
-        network, _ = export_network(snn, ckpt.spiking, clean.shape[-2:], QuantSettings(steps=steps), lowering)
-        noisy = add_gaussian_noise(torch.from_numpy(np.ascontiguousarray(clean))[None], sigma,
-                                   torch.Generator().manual_seed(seed + k))[0]
-        leveled = torch.from_numpy(image_levels(noisy.numpy()) / 255.0).float()
-        float_out = snn.simulate(noisy, steps).output
-        float8_out = snn.simulate(leveled, steps).output
-        ref = ReferenceSimulator(network).run(noisy.numpy(), steps)
-
-        def psnr(noise_map: np.ndarray) -> float:
-            return metrics.psnr(clean, np.clip(noisy[0].numpy() - noise_map[0], 0.0, 1.0))
-
-        rows.append({"image": name, "float": psnr(float_out.numpy()), "float_leveled_input": psnr(float8_out.numpy()),
-                     "quantized": psnr(ref.output),
-                     "output_mae": float(np.abs(ref.output - float8_out.numpy()).mean())})
-    mean = {key: float(np.mean([r[key] for r in rows])) for key in ("float", "float_leveled_input", "quantized")}
-    return {"checkpoint": checkpoint, "steps": steps, "sigma": sigma, "crop": crop, "lowering": lowering,
-            "images": rows, "mean": mean, "loss_db": mean["float"] - mean["quantized"],
-            "loss_input_db": mean["float"] - mean["float_leveled_input"],
-            "loss_network_db": mean["float_leveled_input"] - mean["quantized"]}
+    _, test = DataSource.from_meta(ckpt.meta, ckpt.config).load()
+    return {"checkpoint": checkpoint, **quantization_psnr(snn, ckpt.spiking, test, steps, sigma, crop, seed, lowering)}
 
 
 def main() -> int:

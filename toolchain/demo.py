@@ -31,11 +31,12 @@ class DemoSettings:
     sigma: float = 25.0
     crop: int = 256
     sweep: tuple[int, ...] = (10, 20, 40, 80, 160)
+    deploy_side: int = 64
 
     @classmethod
     def quick(cls) -> "DemoSettings":
         return cls(width=4, depth=2, epochs=1, finetune_epochs=1, batches_per_epoch=4, batch=4,
-                   finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8))
+                   finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8), deploy_side=32)
 
 
 def _psnr(report: dict[str, Any]) -> float:
@@ -57,7 +58,8 @@ class _Stage:
 
 
 def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]:
-    """Train, convert (layer- and connection-wise), fine-tune and evaluate on the embedded photos."""
+    """Train, convert (layer- and connection-wise), fine-tune, evaluate, export, check the Lava CPU run
+    against the reference simulator and profile for Loihi 2, all on the embedded photos."""
     s = DemoSettings.quick() if quick else DemoSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,12 +97,52 @@ def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]
 
     match = stage("time steps a converted-only SNN needs to match the fine-tuned one", sweep)
     report = {"settings": s.__dict__ | {"sweep": list(s.sweep)}, "seed": seed, "sigma": s.sigma,
-              "steps": s.steps, "psnr": psnr, "converted_sweep": match, "timings_s": stage.timings,
+              "steps": s.steps, "psnr": psnr, "converted_sweep": match,
               "test_images": list(test_set.names), "crop": s.crop}
+    report["deploy"] = _deploy(out, s, seed, tuned_snn, test_set, stage)
+    report["timings_s"] = stage.timings
     _print_summary(report)
     write_json(out / "demo_report.json", report)
     print(f"[demo] wrote {out / 'demo_report.json'}")
     return report
+
+
+def _deploy(out: Path, s: DemoSettings, seed: int, snn: Any, test_set: Any, stage: _Stage) -> dict[str, Any]:
+    """Export, quantized-vs-float PSNR, lava-cpu against the reference simulator, Loihi 2 report."""
+    import numpy as np
+    import torch
+
+    from netx_export import read_network
+
+    from .data.patches import add_gaussian_noise, center_crop
+    from .deploy import export_checkpoint, format_summary, profile_report
+    from .fidelity import compare_results, quantization_psnr
+    from .lava_backend import run_lava
+    from .models import load_snn
+    from .refsim import ReferenceSimulator
+
+    side = s.deploy_side
+    stage("export to Loihi fixed point (netx HDF5)",
+          lambda: export_checkpoint(out / "snn_finetuned.pt", out / "demo.net", "compartments", 8, False, s.steps,
+                                    (side, side)))
+    spiking = load_snn(out / "snn_finetuned.pt")[1].spiking
+    quant = stage("quantized (reference simulator) vs float SNN",
+                  lambda: quantization_psnr(snn, spiking, test_set, s.steps, s.sigma, s.crop, seed))
+    network = read_network(out / "demo.net")
+    clean = np.ascontiguousarray(center_crop(test_set.images[0], side))
+    noisy = add_gaussian_noise(torch.from_numpy(clean)[None], s.sigma, torch.Generator().manual_seed(seed))[0].numpy()
+    reference = stage("reference simulator on one crop (every spike recorded)",
+                      lambda: ReferenceSimulator(network).run(noisy, s.steps, record=True))
+    lava = stage("Lava CPU simulator (Loihi2SimCfg fixed_pt) on the same crop",
+                 lambda: run_lava(network, noisy, s.steps, record=True))
+    match = compare_results(network, reference, lava)
+    hardware = stage("Loihi 2 profile report",
+                     lambda: profile_report(network, noisy, s.steps, out / "report"))
+    print("[demo] " + format_summary(hardware["summary"]))
+    return {"net_file": str(out / "demo.net"), "input_side": side, "latency_steps": network.latency,
+            "quantization": quant, "lava_matches_reference": match,
+            "lava_timing": lava.timing.to_dict() if lava.timing else None,
+            "loihi2": hardware["summary"], "report_dir": str(out / "report")}
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -117,3 +159,16 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  converted-only never matched the fine-tuned SNN within T <= {max(m['curve'])}")
     else:
         print(f"  converted-only needs T = {m['steps_to_match']} to match the fine-tuned SNN at T = {steps}")
+    d = report["deploy"]
+    q = d["quantization"]["mean"]
+    print(f"\nExported network {d['net_file']} ({d['input_side']}x{d['input_side']} input, latency {d['latency_steps']} steps)")
+    print(f"  quantized (integer reference simulator) PSNR {q['quantized']:.2f} dB vs float SNN {q['float']:.2f} dB "
+          f"({d['quantization']['loss_db']:+.3f} dB loss)")
+    m = d["lava_matches_reference"]
+    verdict = "IDENTICAL to" if m["identical"] else "DIFFERENT from"
+    print(f"  lava-cpu run: every spike of {len(m['layers'])} layers at every step and the output are {verdict} "
+          f"the reference simulator's")
+    s = d["loihi2"]
+    print(f"  Loihi 2 ({s['lowering']}): {s['cores']} cores, {s['chips']} chip(s), {s['spikes']:,} spikes, "
+          f"{s['synops']:,} synaptic ops; energy {s['energy_paper_j']:.3g} J (paper's method), "
+          f"{s['energy_profile_j']:.3g} J (profile), ANN {s['energy_ann_j']:.3g} J; report in {d['report_dir']}")

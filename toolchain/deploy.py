@@ -168,7 +168,7 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
     """The figures a person looks at first: cores, chips, spikes, synops, energy by both methods."""
     t, e = report["totals"], report["energy"]
     return {"profile": report["profile"]["name"], "lowering": report["lowering"], "steps": report["activity"]["steps"],
-            "cores": t.get("cores"), "chips": t.get("chips"), "spikes": t["spikes"], "synops": t["synops"],
+            "cores": t.get("cores"), "chips": t.get("chips"), "spikes": int(t["spikes"]), "synops": int(t["synops"]),
             "energy_paper_j": t["energy_paper_j"], "energy_profile_j": t.get("energy_profile_j"),
             "energy_ann_j": t["energy_ann_j"], "ann_over_paper": e["ratios"]["ann_over_paper"],
             "ann_over_profile": e["ratios"].get("ann_over_profile")}
@@ -182,7 +182,7 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{summary['chips']} chip(s); {summary['spikes']:,} spikes, {summary['synops']:,} synaptic ops; "
             f"energy {j(summary['energy_paper_j'])} (paper's method), {j(summary['energy_profile_j'])} (profile); "
             f"ANN {j(summary['energy_ann_j'])} = {summary['ann_over_paper']:.0f}x the paper's SNN estimate"
-            + (f", {ratio:.1f}x the profile's" if ratio else ""))
+            + (f", {ratio:.3g}x the profile's" if ratio else ""))
 
 
 def report_file(net_path: str | os.PathLike[str], image_path: str | os.PathLike[str] | None, steps: int | None,
