@@ -218,8 +218,9 @@ def test_no_leak_after_normal_runs(tracked):
     assert not ((_shm() - shm_before) & ours)
 
 
-def _inject(monkeypatch, model: str, run_spk) -> None:
-    """Replace ``model.run_spk`` inside the backend's worker only (after its fork, before Lava compiles).
+def _inject(monkeypatch, model: str, method: str, replacement) -> None:
+    """Replace ``model.method`` inside the backend's worker only (after its fork, before Lava compiles);
+    ``replacement(self, original, *args)``.
 
     The caller's process never imports Lava (a program that used tqdm, as torch.fx tracing does,
     cannot import Lava any more: multiprocessing's start method is fixed).
@@ -232,8 +233,8 @@ def _inject(monkeypatch, model: str, run_spk) -> None:
         from toolchain.lava_backend.procs import models
 
         cls = getattr(models, model)
-        original = cls.run_spk
-        cls.run_spk = lambda self: run_spk(self, original)
+        original = getattr(cls, method)
+        setattr(cls, method, lambda self, *args: replacement(self, original, *args))
         return real_build(job)
 
     monkeypatch.setattr(simulate, "build", build)
@@ -251,22 +252,34 @@ def _hang_at_step_3(self, original):
     original(self)
 
 
-@pytest.mark.parametrize("failure", ["exception", "hang"])
+def _boom_in_init(self, original, proc_params):
+    original(self, proc_params)
+    raise RuntimeError("injected failure while building the accumulator model")
+
+
+FAILURES = {
+    "exception": ("PySynapseModelFixed", "run_spk", _boom_at_step_3, "injected failure in a synapse model"),
+    "init": ("PyAccumulatorModelFixed", "__init__", _boom_in_init, "injected failure while building"),
+    "hang": ("PyMTNeuronModelFixed", "run_spk", _hang_at_step_3, "lava-cpu run timed out after 8 s"),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
 def test_failure_in_process_model_raises_backend_error_and_cleans_up(failure, tracked, monkeypatch):
-    _inject(monkeypatch, "PySynapseModelFixed", _boom_at_step_3 if failure == "exception" else _hang_at_step_3)
+    model, method, replacement, message = FAILURES[failure]
+    _inject(monkeypatch, model, method, replacement)
     net = _network("denoise", 1, "compartments")
     children = _children_of(os.getpid())
-    timeout = 60.0 if failure == "exception" else 8.0
+    timeout = 8.0 if failure == "hang" else 60.0
     t0 = time.monotonic()
     with pytest.raises(BackendError) as info:
         run_lava(net, _images(net, count=1), T, timeout_s=timeout)
     elapsed = time.monotonic() - t0
-    if failure == "exception":
-        assert "injected failure in a synapse model" in str(info.value)
-        assert elapsed < timeout / 2     # reported when the worker dies, not at the timeout
-    else:
-        assert f"lava-cpu run timed out after {timeout:g} s" in str(info.value)
+    assert message in str(info.value)
+    if failure == "hang":
         assert timeout <= elapsed < timeout + 15
+    else:
+        assert elapsed < timeout / 2     # reported when it happens, not at the timeout
     _assert_nothing_left(tracked, children)
 
 

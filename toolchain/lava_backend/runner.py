@@ -37,7 +37,7 @@ from ..fixed_point import Overflow, to_bias_format
 from ..graph import Network
 from ..refsim import LOWERINGS, ReferenceResult, image_levels, static_current
 from ..snn import check_steps
-from .simulate import Job, kill_runtime, runtime_shared_memory, runtime_workers, simulate
+from .simulate import Job, runtime_shared_memory, runtime_workers, simulate
 
 DEFAULT_TIMEOUT_S = 600.0
 WORKER_EXIT_GRACE_S = 30.0   # a finished worker must exit (stop Lava) within this, or it is killed
@@ -90,8 +90,9 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
              timeout_s: float = DEFAULT_TIMEOUT_S, lowering: str | None = None) -> LavaResult:
     """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``).
 
-    ``images``: (N, C, H, W) floats in [0, 1] of exactly the network's input shape; the N images
-    run side by side (every process has a batch dimension). ``lowering`` defaults to the network's
+    ``images``: (N, C, H, W) floats of exactly the network's input shape, turned into integer levels
+    by :func:`toolchain.refsim.image_levels` as the reference simulator does; the N images run side
+    by side (every process has a batch dimension). ``lowering`` defaults to the network's
     (``meta['lowering']``). The result equals ``ReferenceSimulator(network).run(images, steps,
     record)`` field for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
     uint8} in logical time, the latency shift undone. ``result.timing`` holds the wall times.
@@ -243,25 +244,45 @@ class _Worker:
         with self.lock:
             self.conn.send(message)
 
+    def on_segment(self, name: str) -> None:
+        """A shared-memory segment was just created: remember it and tell the caller at once, so
+        that whoever kills this run can unlink it."""
+        self.shm.append(name)
+        self.send(("shm", [name]))
+
     def on_runtime(self, runtime: Any) -> None:
         self.runtime = runtime
-        self.shm = runtime_shared_memory(runtime)
-        self.send(("shm", list(self.shm)))
+        missed = [name for name in runtime_shared_memory(runtime) if name not in self.shm]
+        if missed:
+            self.shm.extend(missed)
+            self.send(("shm", missed))
+
+    def track_segments(self) -> None:
+        """Report every segment Lava's shared-memory manager creates in this worker process."""
+        from lava.magma.runtime.message_infrastructure import shared_memory_manager as smm
+
+        create = smm.SharedMemoryManager.create_shared_memory
+
+        def create_shared_memory(manager: Any, size: int) -> Any:
+            handle = create(manager, size)
+            self.on_segment(handle.name)
+            return handle
+
+        smm.SharedMemoryManager.create_shared_memory = create_shared_memory
 
     def on_running(self, running: bool) -> None:
         self.running = running
 
     def die(self) -> None:
-        """Unlink the segments and kill the whole process group (this worker included)."""
+        """Kill the whole process group (Lava's workers, its shared-memory manager, this worker) at
+        once, after unlinking the run's segments (the manager, killed, cannot unlink them)."""
         try:
-            if self.runtime is not None:
-                kill_runtime(self.runtime)
-        finally:
             for name in self.shm:
                 try:
                     os.unlink(os.path.join(SHM_DIR, name.lstrip("/")))
                 except OSError:
                     pass
+        finally:
             os.killpg(0, signal.SIGKILL)
 
     def watch(self) -> None:
@@ -318,6 +339,7 @@ def _worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
             # method was already fixed (in the caller, before the fork). Clear it here, in the worker.
             multiprocessing.set_start_method(None, force=True)
         threading.Thread(target=state.watch, name="lava-cpu-watchdog", daemon=True).start()
+        state.track_segments()
         payload = simulate(job, on_runtime=state.on_runtime, on_running=state.on_running)
         state.send(("ok", payload))
     except BaseException:
