@@ -41,7 +41,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike
     from netx_export.table import format_table, layer_table
 
     snn, ckpt = load_snn(checkpoint)
-    steps = check_steps(steps or int(ckpt.spiking.get("finetuned_steps") or 10))
+    steps = check_steps(steps if steps is not None else int(ckpt.spiking.get("finetuned_steps") or 10))
     hw = input_hw or (DEFAULT_EXPORT_SIDE, DEFAULT_EXPORT_SIDE)
     provenance = {"source_checkpoint": Path(checkpoint).name, "source_sha256": file_sha256(checkpoint),
                   "finetuned_steps": ckpt.spiking.get("finetuned_steps")}
@@ -121,7 +121,7 @@ def simulate_file(net_path: str | os.PathLike[str], backend: str, inputs: str | 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     network = read_network(net_path)
-    steps = check_steps(steps or int(network.meta.get("steps", 10)))
+    steps = check_steps(steps if steps is not None else int(network.meta.get("steps", 10)))
     images = input_images(inputs, network.input.shape[0])
     out = Path(out_dir)
     rows = []
@@ -196,7 +196,7 @@ def report_file(net_path: str | os.PathLike[str], image_path: str | os.PathLike[
     from .data.patches import center_crop
 
     network = read_network(net_path)
-    steps = check_steps(steps or int(network.meta.get("steps", 10)))
+    steps = check_steps(steps if steps is not None else int(network.meta.get("steps", 10)))
     channels, h, w = network.input.shape
     if image_path is None:
         image = center_crop(load_photo("camera", channels), max(h, w))[:, :h, :w]
