@@ -48,15 +48,28 @@ def load_photo(name: str, channels: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Images (float32 CHW in [0, 1]) with optional integer masks (HW) and their names."""
+    """Images (float32 CHW in [0, 1]) with optional integer masks (HW) and their names.
+
+    ``regions`` optionally marks, per image, the pixels that count (bool HW, True = valid): e.g.
+    DRIVE's field-of-view masks, where segmentation metrics are computed inside the FOV only and
+    training patches are centred inside it. None means every pixel counts.
+    """
 
     names: tuple[str, ...]
     images: tuple[np.ndarray, ...]
     masks: tuple[np.ndarray, ...] | None = None
+    regions: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.images:
             raise DataError("an image set needs at least one image")
+        if self.regions is not None:
+            if len(self.regions) != len(self.images):
+                raise DataError(f"an image set has {len(self.images)} images but {len(self.regions)} regions")
+            for name, image, region in zip(self.names, self.images, self.regions):
+                if region.shape != image.shape[-2:]:
+                    raise DataError(f"{name}: region size {region.shape} differs from image size "
+                                    f"{image.shape[-2:]}")
 
 
 def denoise_split(channels: int) -> tuple[ImageSet, ImageSet]:
