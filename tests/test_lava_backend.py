@@ -136,6 +136,15 @@ def test_time_offset_is_documented_value():
     assert TIME_OFFSET == 1   # layer l's logical step k is Lava step depth(l) + k + 1
 
 
+def test_missing_lava_is_a_backend_error(monkeypatch):
+    from toolchain.lava_backend import runner
+
+    monkeypatch.setattr(runner, "lava_installed", lambda: False)
+    net = _network("denoise", 1, "compartments")
+    with pytest.raises(BackendError, match="needs Lava"):
+        run_lava(net, _images(net), T)
+
+
 def test_bad_arguments_raise_config_error():
     net = _network("denoise", 1, "compartments")
     with pytest.raises(ConfigError):
@@ -188,9 +197,10 @@ def tracked(monkeypatch):
     seen: list[tuple[int, list[str]]] = []
     real = runner._reap
 
-    def reap(worker, shm_names, grace_s):
+    def reap(worker, conn, shm_names, grace_s):
+        result = real(worker, conn, shm_names, grace_s)
         seen.append((worker.pid, list(shm_names)))
-        return real(worker, shm_names, grace_s)
+        return result
 
     monkeypatch.setattr(runner, "_reap", reap)
     return seen
@@ -305,10 +315,10 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 
     from toolchain.lava_backend import runner
     real_reap = runner._reap
-    def reap(worker, shm_names, grace_s):
+    def reap(worker, conn, shm_names, grace_s):
+        real_reap(worker, conn, shm_names, grace_s)
         with open({segments!r}, "w") as f:
             f.write("\\n".join(shm_names))
-        real_reap(worker, shm_names, grace_s)
     runner._reap = reap
 
     torch.manual_seed(0)

@@ -19,6 +19,7 @@ reaping the worker and unlinking the shared-memory segments the worker reported.
 """
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -117,6 +118,10 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
     if output.neuron is None or output.neuron.kind != "ACC":
         raise ConfigError("the network's last layer must be the output accumulator")
 
+    if not lava_installed():
+        raise BackendError("the lava-cpu backend needs Lava (lava-nc 0.10.0, patched for Python 3.11): "
+                           "run scripts/env.sh")
+
     levels = image_levels(images)
     static_overflow = Overflow()
     static_bias = {}
@@ -143,6 +148,14 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
 
 
 # ----------------------------------------------------------------------------------------- caller side
+
+def lava_installed() -> bool:
+    """Whether Lava's runtime can be found, without importing it (``lava`` is a namespace package)."""
+    try:
+        return importlib.util.find_spec("lava.magma") is not None
+    except (ImportError, ValueError):
+        return False
+
 
 def _run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
@@ -174,11 +187,11 @@ def _run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
             else:
                 raise BackendError(f"lava-cpu run failed: {data}")
     finally:
-        recv_conn.close()
         if not send_conn.closed:
             send_conn.close()
         if worker.pid is not None:
-            _reap(worker, shm_names, grace_s=WORKER_EXIT_GRACE_S if finished else 0.0)
+            _reap(worker, recv_conn, shm_names, grace_s=WORKER_EXIT_GRACE_S if finished else 0.0)
+        recv_conn.close()
 
 
 def _exit_status(pid: int | None) -> str:
@@ -195,8 +208,9 @@ def _exit_status(pid: int | None) -> str:
     return f"killed by signal {info.si_status}"
 
 
-def _reap(worker: Any, shm_names: list[str], grace_s: float) -> None:
-    """Wait up to ``grace_s`` for the worker to exit, kill its process group, reap it, unlink its segments.
+def _reap(worker: Any, conn: Any, shm_names: list[str], grace_s: float) -> None:
+    """Wait up to ``grace_s`` for the worker to exit, kill its process group, reap it, unlink its segments
+    (``shm_names`` plus any still unread on ``conn``).
 
     The group is killed before the worker is reaped: an unreaped (zombie) worker keeps its pid, and so
     the group id, from being reused.
@@ -217,6 +231,13 @@ def _reap(worker: Any, shm_names: list[str], grace_s: float) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     worker.join()
+    try:                      # segments announced after the caller stopped reading (timeout, Ctrl-C)
+        while not conn.closed and conn.poll(0):
+            kind, data = conn.recv()
+            if kind == "shm":
+                shm_names.extend(data)
+    except (EOFError, OSError, ValueError):
+        pass
     for name in shm_names:
         try:
             os.unlink(os.path.join(SHM_DIR, name.lstrip("/")))
