@@ -50,7 +50,7 @@ SHM_DIR = "/dev/shm"
 class LavaTiming:
     """Wall times of one :func:`run_lava` call, in seconds.
 
-    ``run_s`` is the stepping alone (Lava's run of ``lava_steps`` steps, with the Extractors drained
+    ``run_s`` is the stepping alone (Lava's run of ``lava_steps`` steps, with the Recorder drained
     as it goes); ``per_step_s`` = run_s / logical steps T (what one step of the reference
     simulator's T-step run corresponds to), ``per_lava_step_s`` = run_s / lava_steps
     (= T + latency). ``total_s`` is end to end: fork, build, compile, worker start, run, read back,

@@ -9,6 +9,7 @@ Absolute imports only: Lava's compiler re-executes this file under a bare module
 from __future__ import annotations
 
 import collections
+import functools
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from toolchain.lava_backend.arith import synapse_current
-from toolchain.lava_backend.procs.process import Accumulator, MTNeuron, Synapse
+from toolchain.lava_backend.procs.process import Accumulator, MTNeuron, Recorder, Synapse
 from toolchain.neuron import mt_output, mt_step
 
 
@@ -165,3 +166,27 @@ class PyAccumulatorModelFixed(PyLoihiProcessModel):
             self.saturations[0] += int(np.count_nonzero(np.abs(total) > self._v_limit))
             self.acc[...] = np.clip(total, -self._v_limit, self._v_limit)
         self.a_out.send(self.acc)
+
+
+@implements(proc=Recorder, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyRecorderModelFixed(PyLoihiProcessModel):
+    """Base model of :class:`~toolchain.lava_backend.procs.process.Recorder`; a Recorder with n inputs
+    runs :func:`recorder_model` (n), which declares the ports ``in0 .. in{n-1}``."""
+
+    out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
+
+    def __init__(self, proc_params) -> None:
+        super().__init__(proc_params)
+        self._inputs = len(proc_params["shapes"])
+
+    def run_spk(self) -> None:
+        self.out.send(np.concatenate([getattr(self, f"in{i}").recv().ravel() for i in range(self._inputs)]))
+
+
+@functools.lru_cache(maxsize=None)
+def recorder_model(inputs: int) -> type:
+    """The Recorder model class with ``inputs`` int64 InPorts (Lava reads port types off the class)."""
+    ports = {f"in{i}": LavaPyType(PyInPort.VEC_DENSE, np.int64) for i in range(inputs)}
+    return type(f"PyRecorderModelFixed{inputs}", (PyRecorderModelFixed,), ports)

@@ -42,7 +42,7 @@ class MTNeuron(AbstractProcess):
     * ``s_out``: lowering ``"compartments"``: (N_thr, N, C, H, W) binary spike maps, one per
       threshold (compartment), highest threshold first; ``"graded"``: (N, C, H, W) graded payload
       q = sum_i r_i s_i with r_i = theta_i / theta_N.
-    * ``rec_out`` (N, C, H, W): the spikes packed as sum_i s_i << i, for an Extractor
+    * ``rec_out`` (N, C, H, W): the spikes packed as sum_i s_i << i, for the Recorder
       (only computed when ``record``).
 
     Vars: ``v`` membrane, ``spike_counts`` per threshold and ``saturations`` (membrane clip events),
@@ -115,7 +115,7 @@ class Accumulator(AbstractProcess):
     """The non-spiking output layer: a 24-bit saturating register A, active during its window.
 
     Per active step: A <- clip(A + a_in + bias_mant << bias_exp, -v_limit, v_limit), counting clip
-    events in ``saturations``. ``a_out`` sends A every step (for an Extractor; the last one is the
+    events in ``saturations``. ``a_out`` sends A every step (for the Recorder; the last one is the
     result).
     """
 
@@ -130,3 +130,33 @@ class Accumulator(AbstractProcess):
         self.bias_mant = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy())
         self.bias_exp = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy())
         self.saturations = Var(shape=(1,), init=0)
+
+
+class Recorder(AbstractProcess):
+    """Hands per-step data of several ports to the host, one message per step (replaces one Extractor
+    per port: fewer Lava processes, integer messages).
+
+    InPorts ``in0 .. in{n-1}`` of the given shapes; every step the model sends their values,
+    flattened and concatenated, as one int64 vector on ``out``, an external pipe (as Lava's
+    Extractor's) of ``buffer_size`` messages that the host drains with :meth:`receive` while the
+    network runs (a full pipe blocks the run).
+    """
+
+    def __init__(self, *, shapes: ty.Sequence[Shape], buffer_size: int = 4, name: str | None = None) -> None:
+        shapes = [tuple(int(d) for d in shape) for shape in shapes]
+        super().__init__(shapes=shapes, name=name)
+        for i, shape in enumerate(shapes):
+            setattr(self, f"in{i}", InPort(shape=shape))
+        self.out = OutPort(shape=(int(sum(int(np.prod(shape)) for shape in shapes)),))
+        self.out.flag_external_pipe(buffer_size=buffer_size)
+        self._shapes = shapes
+
+    def receive(self) -> list[np.ndarray]:
+        """The next step's data: one array per InPort, in its shape (blocks until the step is done)."""
+        flat = self.out.external_pipe_csp_recv_port.recv()
+        parts, offset = [], 0
+        for shape in self._shapes:
+            size = int(np.prod(shape))
+            parts.append(flat[offset:offset + size].reshape(shape))
+            offset += size
+        return parts
