@@ -3,12 +3,15 @@
 (see the README) export it to Lava-DL netx, simulate it and profile it for Loihi 2.
 
 Every verb has --help. Errors are one line on stderr with a non-zero exit code; outputs are written
-atomically, so an error or Ctrl-C never leaves a half-written file.
+atomically, so an error, Ctrl-C (exit 130) or SIGTERM (exit 143) never leaves a half-written file.
+`train` and `finetune` save a checkpoint after every epoch and continue from it with --resume;
+under `torchrun --nproc_per_node N cli.py train ...` they run data-parallel.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any, Callable, Sequence
 
@@ -34,9 +37,23 @@ def _percentile(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean exit as Ctrl-C (temporary files removed, Lava stopped)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _main_rank() -> bool:
+    """False in ranks 1.. of a torchrun job: they neither print summaries nor write reports."""
+    from toolchain.distributed import is_main_process
+    return is_main_process()
+
+
 def _emit(report: dict[str, Any], json_path: str | None) -> None:
     from toolchain.atomic import write_json
-    if json_path:
+    if json_path and _main_rank():
         write_json(json_path, report)
         print(f"wrote {json_path}")
 
@@ -44,8 +61,9 @@ def _emit(report: dict[str, Any], json_path: str | None) -> None:
 def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.workflows import DataSource, train
     report = train(DataSource(a.task, a.channels, a.data), a.width, a.depth, a.epochs, a.batches_per_epoch,
-                   a.batch, a.patch, a.lr, a.seed, a.out, classes=a.classes)
-    print(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report['seconds']:.0f} s, "
+                   a.batch, a.patch, a.lr, a.seed, a.out, classes=a.classes, resume=a.resume)
+    if _main_rank():
+        print(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report['seconds']:.0f} s, "
           f"final loss {report['final_loss']:.4f} -> {a.out}")
     return report
 
@@ -62,8 +80,9 @@ def cmd_convert(a: argparse.Namespace) -> dict[str, Any]:
 def cmd_finetune(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.workflows import finetune_checkpoint
     report = finetune_checkpoint(a.checkpoint, a.steps, a.epochs, a.batches_per_epoch, a.batch, a.patch,
-                                 a.lr, a.seed, a.out)
-    print(f"fine-tuned at T={a.steps} in {report['seconds']:.0f} s, final loss {report['final_loss']:.4f} -> {a.out}")
+                                 a.lr, a.seed, a.out, resume=a.resume)
+    if _main_rank():
+        print(f"fine-tuned at T={a.steps} in {report['seconds']:.0f} s, final loss {report['final_loss']:.4f} -> {a.out}")
     return report
 
 
@@ -98,7 +117,7 @@ def cmd_export(a: argparse.Namespace) -> dict[str, Any]:
 def cmd_simulate(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.deploy import format_summary, simulate_file
     report = simulate_file(a.network, a.backend, a.input, a.steps, a.out, a.add_noise, a.seed, a.profile, a.set,
-                           a.timeout)
+                           a.timeout, batch=a.batch, workers=a.workers)
     for row in report["images"]:
         print(f"{row['image']}: {row['spikes']:,} spikes in {row['steps']} steps, {row['wall_time_s']:.2f} s "
               f"on {row['backend']} -> {row['out']}")
@@ -135,9 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     def training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
         p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
         p.add_argument("--batches-per-epoch", type=int, default=100, help="batches per epoch (default 100)")
-        p.add_argument("--batch", type=int, default=batch, help=f"patches per batch (default {batch})")
+        p.add_argument("--batch", type=int, default=batch,
+                       help=f"patches per batch (default {batch}); under torchrun the global batch, split over ranks")
         p.add_argument("--patch", type=int, default=48, help="patch side in pixels (default 48)")
         p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint at --out (saved after every epoch) if there is one")
 
     p = verb("train", "train a U-Net (the ANN)", cmd_train)
     p.add_argument("--task", choices=("denoise", "segment"), default="denoise")
@@ -196,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="an image file or a folder of images")
     p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images of the same padded size simulated together (reference, loihi2; default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes over the images (reference, loihi2; default 1)")
 
     p = verb("report", "Loihi 2 cost report: cores, chips, spikes, synaptic ops, energy vs the ANN", cmd_report)
     run_options(p)
@@ -213,16 +239,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from toolchain.errors import ToolchainError
+    previous = _install_sigterm()
     try:
         report = args.handler(args)
         _emit(report, args.json)
     except ToolchainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("terminated: no partial output was left behind", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted: no partial output was left behind", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) while a verb runs, so a kill takes the
+    same clean path as Ctrl-C: atomic writes drop their temporary files, the lava-cpu backend kills
+    its worker group, a torchrun rank leaves its process group. Returns the handler to restore."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:          # not the main thread (cli.main called from a thread): leave it alone
+        return None
 
 
 if __name__ == "__main__":

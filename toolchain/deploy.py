@@ -8,6 +8,7 @@ restored image, or the segmentation as a label image).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -114,41 +115,152 @@ def spikes_report(network: Network, result: ReferenceResult) -> dict[str, Any]:
 
 def simulate_file(net_path: str | os.PathLike[str], backend: str, inputs: str | os.PathLike[str], steps: int | None,
                   out_dir: str | os.PathLike[str], noise_sigma: float | None = None, seed: int = 0,
-                  profile: str = "loihi2", overrides: Iterable[str] = (), timeout_s: float = 600.0) -> dict[str, Any]:
-    """Run a .net file on every input image; write output.npy, spikes.json and output.png per image."""
+                  profile: str = "loihi2", overrides: Iterable[str] = (), timeout_s: float = 600.0,
+                  batch: int = 1, workers: int = 1) -> dict[str, Any]:
+    """Run a .net file on every input image; write output.npy, spikes.json and output.png per image.
+
+    ``batch``: images whose padded sizes agree run together, up to ``batch`` at a time (the
+    reference simulator is batched; every per-image figure is what a run of that image alone
+    gives). ``workers``: a pool of that many forked processes runs the batches (one torch thread
+    each). Both apply to the reference and loihi2 backends; lava-cpu runs one image per isolated
+    Lava run. Image k's noise comes from seed + k whatever the batching, so results do not depend
+    on ``batch`` or ``workers``. Everything is checked (the file, the profile, every image) before
+    the first output is written.
+    """
     from netx_export import read_network
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    for name, value in (("--batch", batch), ("--workers", workers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if backend == "lava-cpu" and (batch > 1 or workers > 1):
+        raise ConfigError("--batch and --workers apply to the reference and loihi2 backends; "
+                          "lava-cpu runs one image per Lava run")
     network = read_network(net_path)
     steps = check_steps(steps if steps is not None else int(network.meta.get("steps", 10)))
+    if backend == "loihi2":
+        from .hardware import load_profile
+        load_profile(profile, list(overrides))          # a bad profile fails before any output
     images = input_images(inputs, network.input.shape[0])
-    out = Path(out_dir)
-    rows = []
-    for k, (stem, image) in enumerate(tqdm(images, desc=f"simulate ({backend})", disable=len(images) < 2)):
-        noisy = image
+    stems = [stem for stem, _ in images]
+    for stem in stems:
+        if stems.count(stem) > 1:
+            raise DataError(f"{inputs}: several images are named {stem!r} (different suffixes); their outputs "
+                            f"would go to the same folder")
+    multiple = int(network.meta.get("multiple", 1))
+    noisy_images = []
+    for k, (_stem, image) in enumerate(images):
         if noise_sigma is not None:
-            noisy = add_gaussian_noise(torch.from_numpy(image)[None], noise_sigma,
+            image = add_gaussian_noise(torch.from_numpy(image)[None], noise_sigma,
                                        torch.Generator().manual_seed(seed + k))[0][0].numpy()
-        batch = padded(noisy, int(network.meta.get("multiple", 1)))[None]
-        sized = resize(network, batch.shape[-2:])
-        start = time.perf_counter()
-        result = run_backend(backend, sized, batch, steps, timeout_s)
-        seconds = time.perf_counter() - start
-        target = out if len(images) == 1 else out / stem
-        output, picture = decode(sized, result, noisy)
-        with atomic_path(target / "output.npy") as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, output)
-        spikes = spikes_report(sized, result)
-        write_json(target / "spikes.json", {"backend": backend, "image": stem, "wall_time_s": seconds, **spikes})
-        _save_png(target / "output.png", picture)
-        row = {"image": stem, "backend": backend, "steps": steps, "wall_time_s": seconds,
-               "spikes": spikes["total"], "out": str(target)}
-        if backend == "loihi2":
-            row["report"] = profile_report(sized, batch, steps, target, profile, overrides)["summary"]
-        rows.append(row)
-    return {"verb": "simulate", "file": str(net_path), "backend": backend, "images": rows}
+        noisy_images.append(image)
+    groups = _batches([padded(im, multiple) for im in noisy_images], batch)
+    out = Path(out_dir)
+    rows: dict[int, dict[str, Any]] = {}
+    bar = tqdm(total=len(images), desc=f"simulate ({backend})", disable=len(images) < 2)
+    with contextlib.closing(_run_groups(backend, network, groups, steps, timeout_s, workers)) as runs:
+        for indices, stacked, result, seconds in runs:
+            sized = resize(network, stacked.shape[-2:])
+            for i, k in enumerate(indices):
+                stem = images[k][0]
+                target = out if len(images) == 1 else out / stem
+                rows[k] = _write_outputs(target, stem, backend, sized, _item(result, i, len(indices)),
+                                         noisy_images[k], seconds / len(indices))
+                if backend == "loihi2":
+                    rows[k]["report"] = profile_report(sized, stacked[i:i + 1], steps, target, profile,
+                                                       overrides)["summary"]
+                bar.update(1)
+    bar.close()
+    return {"verb": "simulate", "file": str(net_path), "backend": backend, "batch": batch, "workers": workers,
+            "images": [rows[k] for k in sorted(rows)]}
+
+
+def _write_outputs(target: Path, stem: str, backend: str, network: Network, result: ReferenceResult,
+                   noisy: np.ndarray, seconds: float) -> dict[str, Any]:
+    """output.npy, spikes.json and output.png of one image (each written atomically); its report row."""
+    output, picture = decode(network, result, noisy)
+    with atomic_path(target / "output.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, output)
+    spikes = spikes_report(network, result)
+    write_json(target / "spikes.json", {"backend": backend, "image": stem, "wall_time_s": seconds, **spikes})
+    _save_png(target / "output.png", picture)
+    return {"image": stem, "backend": backend, "steps": result.steps, "wall_time_s": seconds,
+            "spikes": spikes["total"], "out": str(target)}
+
+
+Group = tuple[list[int], np.ndarray]          # (image indices, their padded images stacked: N, C, H, W)
+
+
+def _batches(padded_images: list[np.ndarray], size: int) -> list[Group]:
+    """Consecutive runs of up to ``size`` images per padded shape, in the order their first image comes."""
+    open_groups: dict[tuple[int, ...], list[int]] = {}
+    groups: list[list[int]] = []
+    for k, image in enumerate(padded_images):
+        members = open_groups.setdefault(image.shape, [])
+        if not members:
+            groups.append(members)
+        members.append(k)
+        if len(members) == size:
+            del open_groups[image.shape]
+    return [(members, np.stack([padded_images[k] for k in members])) for members in groups]
+
+
+def _run_group(backend: str, network: Network, stacked: np.ndarray, steps: int,
+               timeout_s: float) -> tuple[ReferenceResult, float]:
+    sized = resize(network, stacked.shape[-2:])
+    start = time.perf_counter()
+    result = run_backend(backend, sized, stacked, steps, timeout_s)
+    return result, time.perf_counter() - start
+
+
+_POOL_JOB: tuple[str, Network, int, float] | None = None     # set before the pool forks; read by its workers
+
+
+def _pool_init() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent handles Ctrl-C and terminates the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)     # Pool.terminate() must end a worker at once
+    torch.set_num_threads(1)
+
+
+def _pool_run(stacked: np.ndarray) -> tuple[ReferenceResult, float]:
+    assert _POOL_JOB is not None
+    backend, network, steps, timeout_s = _POOL_JOB
+    return _run_group(backend, network, stacked, steps, timeout_s)
+
+
+def _run_groups(backend: str, network: Network, groups: list[Group], steps: int, timeout_s: float,
+                workers: int) -> Iterable[tuple[list[int], np.ndarray, ReferenceResult, float]]:
+    """(indices, stacked images, result, seconds) per group, in order; in a fork pool if ``workers`` > 1."""
+    global _POOL_JOB
+    if workers == 1 or len(groups) == 1:
+        for indices, stacked in groups:
+            yield (indices, stacked, *_run_group(backend, network, stacked, steps, timeout_s))
+        return
+    import multiprocessing
+    _POOL_JOB = (backend, network, steps, timeout_s)
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init)
+    try:
+        for (indices, stacked), (result, seconds) in zip(groups, pool.imap(_pool_run, [g[1] for g in groups])):
+            yield indices, stacked, result, seconds
+        pool.close()
+    finally:
+        pool.terminate()          # also on errors and Ctrl-C: no worker outlives the call
+        pool.join()
+        _POOL_JOB = None
+
+
+def _item(result: ReferenceResult, i: int, count: int) -> ReferenceResult:
+    """Batch item ``i`` of a result as a result of its own (per-image statistics)."""
+    if count == 1:
+        return result
+    if len(result.image_spike_counts) != count:
+        raise ConfigError("this backend reports batch totals only: simulate with --batch 1")
+    return ReferenceResult(output=result.output[i:i + 1], accumulator=result.accumulator[i:i + 1],
+                           steps=result.steps, spike_counts=result.image_spike_counts[i],
+                           saturations=result.image_saturations[i], static_overflow=result.static_overflow)
 
 
 def profile_report(network: Network, batch: np.ndarray, steps: int, out_dir: str | os.PathLike[str],

@@ -45,6 +45,10 @@ class ReferenceResult:
     saturations: dict[str, int]              # membrane clip events per layer
     static_overflow: Overflow
     spikes: dict[str, np.ndarray] = field(default_factory=dict)   # layer -> (T, N_thr, N, C, H, W) uint8
+    # the same statistics per batch item (the reference simulator fills them; empty where a backend
+    # reports batch totals only): what a run of that image alone would report
+    image_spike_counts: list[dict[str, list[int]]] = field(default_factory=list)
+    image_saturations: list[dict[str, int]] = field(default_factory=list)
 
 
 def image_levels(images: np.ndarray) -> np.ndarray:
@@ -131,6 +135,7 @@ class ReferenceSimulator:
         """Simulate ``steps`` steps on float images (N, C, H, W) in [0, 1] whose sides fit the network."""
         check_steps(steps)
         levels = image_levels(np.asarray(images))
+        n = levels.shape[0]
         static_overflow = Overflow()
         membranes: dict[str, torch.Tensor | int] = {}
         spikes: dict[str, tuple[torch.Tensor, ...]] = {}
@@ -144,26 +149,34 @@ class ReferenceSimulator:
             if layer.static:
                 static[layer.name] = static_current(layer, levels, static_overflow)
             membranes[layer.name] = 0
-            saturations[layer.name] = 0
-            counts[layer.name] = np.zeros(layer.neuron.compartments, dtype=np.int64)  # type: ignore[union-attr]
+            saturations[layer.name] = np.zeros(n, dtype=np.int64)                     # per image
+            counts[layer.name] = np.zeros((layer.neuron.compartments, n), dtype=np.int64)  # type: ignore[union-attr]
         for _ in range(steps):
             for layer in self.network.neuron_layers:
                 current = static[layer.name] if layer.static else self._current(layer, spikes)
                 if layer is output_layer:
                     accumulator = accumulator + current
-                    saturations[layer.name] += int((accumulator.abs() > V_LIMIT).sum())  # type: ignore[union-attr]
+                    saturations[layer.name] += _per_image((accumulator.abs() > V_LIMIT), n)  # type: ignore[union-attr]
                     accumulator = accumulator.clamp(-V_LIMIT, V_LIMIT)  # type: ignore[union-attr]
                     continue
                 unclipped = membranes[layer.name] + current
-                saturations[layer.name] += int((unclipped.abs() > V_LIMIT).sum())
+                saturations[layer.name] += _per_image(unclipped.abs() > V_LIMIT, n)
                 v, s = mt_step(membranes[layer.name], current, layer.neuron.thresholds, v_limit=V_LIMIT)  # type: ignore[union-attr]
                 membranes[layer.name], spikes[layer.name] = v, s
-                counts[layer.name] += np.array([int(x.sum()) for x in s])
+                counts[layer.name] += np.stack([_per_image(x, n) for x in s])
                 if record:
                     recorded.setdefault(layer.name, []).append(torch.stack(s).to(torch.uint8).numpy())
         acc = np.asarray(accumulator.numpy() if isinstance(accumulator, torch.Tensor) else accumulator, dtype=np.int64)
+        mt_counts = {k: v for k, v in counts.items() if k != output_layer.name}
         return ReferenceResult(
             output=acc / (output_layer.unit * steps), accumulator=acc, steps=steps,
-            spike_counts={k: v.tolist() for k, v in counts.items() if k != output_layer.name},
-            saturations=saturations, static_overflow=static_overflow,
-            spikes={k: np.stack(v) for k, v in recorded.items()})
+            spike_counts={k: v.sum(axis=1).tolist() for k, v in mt_counts.items()},
+            saturations={k: int(v.sum()) for k, v in saturations.items()}, static_overflow=static_overflow,
+            spikes={k: np.stack(v) for k, v in recorded.items()},
+            image_spike_counts=[{k: v[:, i].tolist() for k, v in mt_counts.items()} for i in range(n)],
+            image_saturations=[{k: int(v[i]) for k, v in saturations.items()} for i in range(n)])
+
+
+def _per_image(x: torch.Tensor, n: int) -> np.ndarray:
+    """Sum of a (N, ...) tensor per batch item, as int64 (N,)."""
+    return x.expand(n, *x.shape[1:]).reshape(n, -1).sum(dim=1, dtype=torch.int64).numpy()

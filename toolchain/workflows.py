@@ -5,25 +5,28 @@ report and writes its outputs atomically.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
-from .checkpoint import save_checkpoint
+from . import distributed
+from .checkpoint import Checkpoint, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from .conversion import ConversionSettings, convert
 from .data import embedded, folder
 from .data.embedded import ImageSet
 from .data.patches import random_patches
-from .errors import ConfigError
+from .distributed import Context
+from .errors import CheckpointError, ConfigError
 from .models import ann_checkpoint, load_ann, load_any, load_snn, snn_checkpoint
 from .snn import SpikingUNet, check_steps
 from .tasks import Sampler, evaluate_denoise, evaluate_segment
-from .training import finetune_spiking_flow, train_ann
+from .training import SpikingFlow, train_epochs
 from .unet import UNet, UNetConfig
 
 
@@ -66,27 +69,138 @@ def positive(name: str, value: int) -> int:
     return value
 
 
+def positive_rate(name: str, value: float) -> float:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+# ----------------------------------------------------------------------------- resumable training runs
+
+def training_state(epoch: int, settings: dict[str, Any], optimizer: torch.optim.Optimizer, history: list[float],
+                   rng: np.random.Generator, gen: torch.Generator) -> dict[str, Any]:
+    """What a checkpoint needs so that ``--resume`` continues the run exactly (tensors and plain data)."""
+    return {"epoch": epoch, "settings": settings, "optimizer": optimizer.state_dict(),
+            "history": [float(v) for v in history],
+            "rng": {"numpy": rng.bit_generator.state, "torch": gen.get_state(),
+                    "torch_global": torch.get_rng_state()}}
+
+
+def _restore(path: Path, ckpt: Checkpoint, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             rng: np.random.Generator, gen: torch.Generator) -> None:
+    """Weights, optimizer state and generator states of a checkpoint, into a run about to continue."""
+    state = ckpt.training_state
+    assert state is not None
+    load_state_strict(module, ckpt.state_dict, str(path))
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    try:
+        saved = state["optimizer"]
+        for index, entry in dict(saved.get("state") or {}).items():
+            param = params[index]
+            for key, value in dict(entry).items():
+                if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                    raise ValueError(f"optimizer {key} of parameter {index} has shape {tuple(value.shape)}, "
+                                     f"the parameter {tuple(param.shape)}")
+        optimizer.load_state_dict(saved)
+        rng.bit_generator.state = state["rng"]["numpy"]
+        gen.set_state(state["rng"]["torch"])
+        torch.set_rng_state(state["rng"]["torch_global"])
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())[:100]
+        raise CheckpointError(f"{path}: its training state cannot be restored ({type(exc).__name__}: {detail})") from exc
+
+
+def resume_point(out: str | os.PathLike[str], kind: str, settings: dict[str, Any], epochs: int,
+                 batches_per_epoch: int) -> tuple[Path, Checkpoint] | None:
+    """The checkpoint at ``out`` to continue from, checked against this run's settings (None: none yet)."""
+    path = Path(out)
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path, expect_kind=kind)
+    state = ckpt.training_state
+    if state is None:
+        raise CheckpointError(f"{path}: holds no training state to resume from (written by another verb "
+                              f"or an older version)")
+    saved = state["settings"]
+    for key, value in settings.items():
+        if saved.get(key) != value:
+            raise ConfigError(f"{path}: cannot resume: it was trained with {key} = {saved.get(key)!r}, "
+                              f"this run asks for {value!r}")
+    done = state["epoch"]
+    if len(state["history"]) != done * batches_per_epoch:
+        raise CheckpointError(f"{path}: training_state history holds {len(state['history'])} losses for "
+                              f"{done} epochs of {batches_per_epoch} batches")
+    if done > epochs:
+        raise ConfigError(f"{path}: cannot resume: it has already trained {done} epochs, this run asks for {epochs}")
+    return path, ckpt
+
+
+class EpochSaver:
+    """Writes the resumable checkpoint after every epoch (rank 0 only) and says so."""
+
+    def __init__(self, out: str | os.PathLike[str], epochs: int, batches_per_epoch: int, ctx: Context,
+                 progress: bool, build: Callable[[int, list[float]], Checkpoint]) -> None:
+        self.out, self.epochs, self.batches = out, epochs, batches_per_epoch
+        self.ctx, self.progress, self.build = ctx, progress, build
+
+    def __call__(self, epoch: int, history: list[float]) -> None:
+        if self.ctx.is_main:
+            save_checkpoint(self.out, self.build(epoch, history))
+            if self.progress:
+                loss = float(np.mean(history[-self.batches:]))
+                print(f"epoch {epoch}/{self.epochs}: loss {loss:.4f}, checkpoint {self.out}", flush=True)
+        distributed.barrier(self.ctx)
+
+
 def train(source: DataSource, width: int, depth: int, epochs: int, batches_per_epoch: int, batch: int,
           patch: int, lr: float, seed: int, out: str | os.PathLike[str], classes: int = 2,
-          progress: bool = True) -> dict[str, Any]:
-    """Train the ANN and save it; returns the training report."""
+          progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Train the ANN, saving a resumable checkpoint to ``out`` after every epoch; returns the report.
+
+    ``resume``: continue from the checkpoint at ``out`` if there is one (the same settings; more
+    epochs extend the run). Under torchrun the run is data-parallel (see :mod:`toolchain.distributed`).
+    """
     for name, value in (("epochs", epochs), ("batches per epoch", batches_per_epoch), ("batch", batch)):
         positive(name, value)
+    positive_rate("learning rate", lr)
     out_channels = classes if source.task == "segment" else source.channels
     config = UNetConfig(source.task, source.channels, out_channels, width=width, depth=depth)
     if patch % config.multiple:
         raise ConfigError(f"patch size {patch} must be a multiple of 2**depth = {config.multiple}")
-    rng, gen = seeded(seed)
-    train_set, _ = source.load()
-    ann = UNet(config)
-    start = time.perf_counter()
-    history = train_ann(ann, Sampler(source.task, train_set, patch, batch, rng, gen),
-                        epochs * batches_per_epoch, lr, progress)
-    report = {"verb": "train", "config": config.to_dict(), "seed": seed, "epochs": epochs,
-              "batches": epochs * batches_per_epoch, "batch": batch, "patch": patch, "lr": lr,
-              "final_loss": float(np.mean(history[-20:])), "seconds": time.perf_counter() - start}
-    save_checkpoint(out, ann_checkpoint(ann, {"data": source.to_dict(), "train": report}))
-    return report
+    settings = {"verb": "train", "config": config.to_dict(), "data": source.to_dict(), "seed": seed,
+                "batches_per_epoch": batches_per_epoch, "batch": batch, "patch": patch, "lr": lr}
+    with distributed.session() as ctx:
+        distributed.check_batch(batch, ctx)
+        previous = resume_point(out, "ann", settings, epochs, batches_per_epoch) if resume else None
+        rng, gen = seeded(seed)
+        train_set, _ = source.load()
+        ann = UNet(config)
+        optimizer = torch.optim.Adam(ann.parameters(), lr=lr)
+        start_epoch, history = 0, []
+        if previous is not None:
+            _restore(previous[0], previous[1], ann.core, optimizer, rng, gen)
+            start_epoch, history = previous[1].training_state["epoch"], previous[1].training_state["history"]
+        ann.train()
+        start = time.perf_counter()
+
+        def report(epoch: int, losses: list[float]) -> dict[str, Any]:
+            return {"verb": "train", "config": config.to_dict(), "seed": seed, "epochs": epoch,
+                    "batches": epoch * batches_per_epoch, "batch": batch, "patch": patch, "lr": lr,
+                    "final_loss": float(np.mean(losses[-20:]))}
+
+        def build(epoch: int, losses: list[float]) -> Checkpoint:
+            ckpt = ann_checkpoint(ann, {"data": source.to_dict(), "train": report(epoch, losses)})
+            ckpt.training_state = training_state(epoch, settings, optimizer, losses, rng, gen)
+            return ckpt
+
+        saver = EpochSaver(out, epochs, batches_per_epoch, ctx, progress, build)
+        history = train_epochs(distributed.wrap(ann, ctx), optimizer,
+                               Sampler(source.task, train_set, patch, batch, rng, gen), source.task, epochs,
+                               batches_per_epoch, start_epoch=start_epoch, history=history, on_epoch=saver,
+                               ctx=ctx, desc="train ANN", progress=progress)
+        ann.cpu()
+    return {**report(epochs, history), "seconds": time.perf_counter() - start, "resumed_from_epoch": start_epoch,
+            "processes": ctx.world_size}
 
 
 def calibration_batch(source: DataSource, count: int, patch: int, seed: int) -> torch.Tensor:
@@ -112,22 +226,49 @@ def convert_checkpoint(ann_path: str | os.PathLike[str], settings: ConversionSet
 
 def finetune_checkpoint(snn_path: str | os.PathLike[str], steps: int, epochs: int, batches_per_epoch: int,
                         batch: int, patch: int, lr: float, seed: int, out: str | os.PathLike[str],
-                        progress: bool = True) -> dict[str, Any]:
-    """Fine-tune a converted SNN with the spiking flow at ``steps`` time steps."""
+                        progress: bool = True, resume: bool = False) -> dict[str, Any]:
+    """Fine-tune a converted SNN with the spiking flow at ``steps`` time steps, saving a resumable
+    checkpoint to ``out`` after every epoch (``resume`` and torchrun as for :func:`train`)."""
     snn, ckpt = load_snn(snn_path)
     check_steps(steps)
+    for name, value in (("epochs", epochs), ("batches per epoch", batches_per_epoch), ("batch", batch)):
+        positive(name, value)
+    positive_rate("learning rate", lr)
     source = DataSource.from_meta(ckpt.meta, ckpt.config)
-    rng, gen = seeded(seed)
-    train_set, _ = source.load()
-    snn.train()
-    start = time.perf_counter()
-    history = finetune_spiking_flow(snn, Sampler(source.task, train_set, patch, positive("batch", batch), rng, gen),
-                                    steps, positive("epochs", epochs) * batches_per_epoch, lr, progress)
-    report = {"verb": "finetune", "steps": steps, "epochs": epochs, "batches": epochs * batches_per_epoch,
-              "lr": lr, "final_loss": float(np.mean(history[-20:])), "seconds": time.perf_counter() - start}
-    spiking = {**ckpt.spiking, "finetuned_steps": steps}
-    save_checkpoint(out, snn_checkpoint(snn, spiking, {**ckpt.meta, "finetune": report}))
-    return report
+    settings = {"verb": "finetune", "source_sha256": file_sha256(snn_path), "steps": steps, "seed": seed,
+                "batches_per_epoch": batches_per_epoch, "batch": batch, "patch": patch, "lr": lr}
+    with distributed.session() as ctx:
+        distributed.check_batch(batch, ctx)
+        previous = resume_point(out, "snn", settings, epochs, batches_per_epoch) if resume else None
+        rng, gen = seeded(seed)
+        train_set, _ = source.load()
+        optimizer = torch.optim.Adam(snn.parameters(), lr=lr)
+        start_epoch, history = 0, []
+        if previous is not None:
+            _restore(previous[0], previous[1], snn.core, optimizer, rng, gen)
+            start_epoch, history = previous[1].training_state["epoch"], previous[1].training_state["history"]
+        snn.train()
+        start = time.perf_counter()
+        spiking = {**ckpt.spiking, "finetuned_steps": steps}
+
+        def report(epoch: int, losses: list[float]) -> dict[str, Any]:
+            return {"verb": "finetune", "steps": steps, "epochs": epoch, "batches": epoch * batches_per_epoch,
+                    "batch": batch, "lr": lr, "final_loss": float(np.mean(losses[-20:]))}
+
+        def build(epoch: int, losses: list[float]) -> Checkpoint:
+            result = snn_checkpoint(snn, spiking, {**ckpt.meta, "finetune": report(epoch, losses)})
+            result.training_state = training_state(epoch, settings, optimizer, losses, rng, gen)
+            return result
+
+        saver = EpochSaver(out, epochs, batches_per_epoch, ctx, progress, build)
+        history = train_epochs(distributed.wrap(SpikingFlow(snn, steps), ctx), optimizer,
+                               Sampler(source.task, train_set, patch, batch, rng, gen), source.task, epochs,
+                               batches_per_epoch, steps, start_epoch=start_epoch, history=history,
+                               on_epoch=saver, ctx=ctx, desc=f"fine-tune (spiking flow, T={steps})",
+                               progress=progress)
+        snn.cpu()
+    return {**report(epochs, history), "seconds": time.perf_counter() - start, "resumed_from_epoch": start_epoch,
+            "processes": ctx.world_size}
 
 
 def predictor(model: UNet | SpikingUNet, steps: int):
