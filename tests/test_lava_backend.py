@@ -69,6 +69,8 @@ def _assert_identical(got, ref, net: Network) -> None:
     np.testing.assert_array_equal(got.output, ref.output)
     assert got.spike_counts == ref.spike_counts
     assert got.saturations == ref.saturations
+    assert got.image_spike_counts == ref.image_spike_counts and len(got.image_spike_counts) == len(got.output)
+    assert got.image_saturations == ref.image_saturations
     assert (got.static_overflow.count, got.static_overflow.worst) == (ref.static_overflow.count,
                                                                       ref.static_overflow.worst)
     assert got.spikes.keys() == ref.spikes.keys()

@@ -138,12 +138,16 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
         n_thr = network[name].neuron.compartments  # type: ignore[union-attr]
         bits = np.arange(n_thr, dtype=np.uint8).reshape(1, n_thr, 1, 1, 1, 1)
         spikes[name] = (packed[:, None] >> bits) & np.uint8(1)
+    counts, sats, n = payload["spike_counts"], payload["saturations"], len(images)
     t = payload["timing"]
     timing = LavaTiming(total_s=time.perf_counter() - t0, build_s=t["build_s"], compile_s=t["compile_s"],
                         run_s=t["run_s"], read_s=t["read_s"], stop_s=t["stop_s"], lava_steps=t["lava_steps"],
                         logical_steps=steps, processes=t["processes"])
     return LavaResult(output=acc / (output.unit * steps), accumulator=acc, steps=steps,
-                      spike_counts=payload["spike_counts"], saturations=payload["saturations"],
+                      spike_counts={k: v.sum(axis=1).tolist() for k, v in counts.items()},
+                      saturations={k: int(v.sum()) for k, v in sats.items()},
+                      image_spike_counts=[{k: v[:, i].tolist() for k, v in counts.items()} for i in range(n)],
+                      image_saturations=[{k: int(v[i]) for k, v in sats.items()} for i in range(n)],
                       static_overflow=static_overflow, spikes=spikes, timing=timing)
 
 

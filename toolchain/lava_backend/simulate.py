@@ -177,8 +177,8 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
     workers are started); ``on_running(flag)`` brackets the stepping (a worker that exits in it failed).
 
     Returns a plain dict: ``accumulator`` (N, C, H, W) int64, ``packed`` {layer: (T, N, C, H, W)
-    uint8 spikes packed as sum_i s_i << i} when recording, ``spike_counts``, ``saturations`` and
-    ``timing``.
+    uint8 spikes packed as sum_i s_i << i} when recording, ``spike_counts`` {MT layer: (N_thr, N)},
+    ``saturations`` {layer: (N,)} and ``timing``.
     """
     from lava.magma.core.run_conditions import RunSteps
 
@@ -211,9 +211,9 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
         acc.wait()
         on_running(False)
         t_run = time.perf_counter()
-        counts = {name: [int(c) for c in proc.spike_counts.get()] for name, proc in neurons.items()
-                  if name != output.name}
-        saturations = {name: int(proc.saturations.get()[0]) for name, proc in neurons.items()}
+        counts = {name: np.rint(proc.spike_counts.get()).astype(np.int64) for name, proc in neurons.items()
+                  if name != output.name}                       # (N_thr, N) per layer
+        saturations = {name: np.rint(proc.saturations.get()).astype(np.int64) for name, proc in neurons.items()}
         t_read = time.perf_counter()
         ok = True
     finally:

@@ -25,6 +25,11 @@ from toolchain.lava_backend.procs.process import Accumulator, MTNeuron, Recorder
 from toolchain.neuron import mt_output, mt_step
 
 
+def _per_image(flags: np.ndarray) -> np.ndarray:
+    """How many entries are set, per batch item (the leading axis)."""
+    return np.count_nonzero(flags.reshape(flags.shape[0], -1), axis=1)
+
+
 @implements(proc=MTNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
@@ -66,11 +71,11 @@ class PyMTNeuronModelFixed(PyLoihiProcessModel):
             self._bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64))
         current = current + self._bias
         unclipped = self.v + current
-        self.saturations[0] += int(np.count_nonzero(np.abs(unclipped) > self._v_limit))
+        self.saturations[:] += _per_image(np.abs(unclipped) > self._v_limit)
         v, spikes = mt_step(self.v, current, self._thresholds, v_limit=self._v_limit)
         self.v[...] = v
         for i, s in enumerate(spikes):
-            self.spike_counts[i] += int(np.count_nonzero(s))
+            self.spike_counts[i] += _per_image(s)
         # The channel converts to the port's type as it copies (int8 in the common case, see below).
         self.s_out.send(mt_output(spikes, self._ratios) if self._graded else np.stack(spikes))
         if self._record:
@@ -163,7 +168,7 @@ class PyAccumulatorModelFixed(PyLoihiProcessModel):
         if 0 <= k < self._window:
             total = self.acc + current + np.left_shift(self.bias_mant.astype(np.int64),
                                                        self.bias_exp.astype(np.int64))
-            self.saturations[0] += int(np.count_nonzero(np.abs(total) > self._v_limit))
+            self.saturations[:] += _per_image(np.abs(total) > self._v_limit)
             self.acc[...] = np.clip(total, -self._v_limit, self._v_limit)
         self.a_out.send(self.acc)
 

@@ -45,8 +45,8 @@ class MTNeuron(AbstractProcess):
     * ``rec_out`` (N, C, H, W): the spikes packed as sum_i s_i << i, for the Recorder
       (only computed when ``record``).
 
-    Vars: ``v`` membrane, ``spike_counts`` per threshold and ``saturations`` (membrane clip events),
-    both counted over the window.
+    Vars: ``v`` membrane, ``spike_counts`` (N_thr, N) per threshold and image and ``saturations``
+    (N,) membrane clip events per image, both counted over the window.
     """
 
     def __init__(self, *, shape: Shape, thresholds: ty.Sequence[int], bias_mant: np.ndarray,
@@ -69,8 +69,8 @@ class MTNeuron(AbstractProcess):
         self.v = Var(shape=shape, init=0)
         self.bias_mant = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy())
         self.bias_exp = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy())
-        self.spike_counts = Var(shape=(len(thresholds),), init=0)
-        self.saturations = Var(shape=(1,), init=0)
+        self.spike_counts = Var(shape=(len(thresholds), shape[0]), init=0)
+        self.saturations = Var(shape=(shape[0],), init=0)
 
 
 class Synapse(AbstractProcess):
@@ -115,7 +115,7 @@ class Accumulator(AbstractProcess):
     """The non-spiking output layer: a 24-bit saturating register A, active during its window.
 
     Per active step: A <- clip(A + a_in + bias_mant << bias_exp, -v_limit, v_limit), counting clip
-    events in ``saturations``. ``a_out`` sends A every step (for the Recorder; the last one is the
+    events per image in ``saturations`` (N,). ``a_out`` sends A every step (for the Recorder; the last one is the
     result).
     """
 
@@ -129,7 +129,7 @@ class Accumulator(AbstractProcess):
         self.acc = Var(shape=shape, init=0)
         self.bias_mant = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_mant, np.int64), shape).copy())
         self.bias_exp = Var(shape=shape, init=np.broadcast_to(np.asarray(bias_exp, np.int64), shape).copy())
-        self.saturations = Var(shape=(1,), init=0)
+        self.saturations = Var(shape=(shape[0],), init=0)
 
 
 class Recorder(AbstractProcess):
