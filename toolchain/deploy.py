@@ -287,14 +287,19 @@ def report_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
+    """One paragraph: the mapping, the activity, and the energy by both methods against the ANN."""
     def j(x: float | None) -> str:
         return "-" if x is None else f"{x:.3g} J"
-    ratio = summary.get("ann_over_profile")
+
+    def versus(ratio: float | None) -> str:
+        if not ratio:
+            return ""
+        return f" ({ratio:.3g}x less than the ANN)" if ratio >= 1 else f" ({1 / ratio:.3g}x more than the ANN)"
     return (f"{summary['profile']} ({summary['lowering']}, T={summary['steps']}): {summary['cores']} cores on "
             f"{summary['chips']} chip(s); {summary['spikes']:,} spikes, {summary['synops']:,} synaptic ops; "
-            f"energy {j(summary['energy_paper_j'])} (paper's method), {j(summary['energy_profile_j'])} (profile); "
-            f"ANN {j(summary['energy_ann_j'])} = {summary['ann_over_paper']:.0f}x the paper's SNN estimate"
-            + (f", {ratio:.3g}x the profile's" if ratio else ""))
+            f"energy per inference {j(summary['energy_paper_j'])} by the paper's method{versus(summary['ann_over_paper'])}, "
+            f"{j(summary['energy_profile_j'])} by the profile{versus(summary.get('ann_over_profile'))}; "
+            f"ANN {j(summary['energy_ann_j'])}")
 
 
 def report_file(net_path: str | os.PathLike[str], image_path: str | os.PathLike[str] | None, steps: int | None,
