@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from .atomic import write_json
 from .conversion import ConversionSettings
 from .models import load_ann, load_snn
@@ -62,6 +64,9 @@ def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]
     """Train, convert (layer- and connection-wise), fine-tune, evaluate, export, check the Lava CPU run
     against the reference simulator and profile for Loihi 2, all on the embedded photos."""
     s = DemoSettings.quick() if quick else DemoSettings()
+    # One thread: the figures then reproduce bit for bit on any machine (float sums do not depend on
+    # how many threads split them), and nothing oversubscribes a small, shared machine.
+    torch.set_num_threads(1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source = DataSource("denoise", 1)
