@@ -29,6 +29,7 @@ import hashlib
 import os
 import pickle
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,25 @@ class Checkpoint:
                    "spiking": self.spiking, "meta": self.meta}
         if self.training_state is not None:
             payload["training_state"] = self.training_state
-        return payload
+        return _canonical(payload)
+
+
+def _canonical(value: Any) -> Any:
+    """A fresh copy of the containers with every string interned.
+
+    Pickle writes a repeated object once and refers back to it, so its bytes depend on which equal
+    strings happen to be the same object (an optimizer restored from a file has its own copies of
+    'lr', 'betas', ...). Interning makes identity follow equality: equal payloads, equal bytes.
+    """
+    if isinstance(value, str):
+        return sys.intern(str(value))
+    if isinstance(value, dict):
+        return {_canonical(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:

@@ -1,0 +1,77 @@
+"""Simulating a folder in batches and with worker processes gives exactly the files of one image
+at a time: output.npy, output.png and spikes.json (but for its wall time) per image."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+import cli
+
+TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("batch")
+    assert cli.main(["train", *TINY, "--out", str(d / "ann.pt")]) == 0
+    assert cli.main(["convert", str(d / "ann.pt"), "--calibration", "4", "--patch", "32", "--out", str(d / "snn.pt")]) == 0
+    assert cli.main(["export", str(d / "snn.pt"), "-o", str(d / "tiny.net"), "--steps", "3", "--input-size", "16"]) == 0
+    images = d / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    # three sizes: 16x16 (x3), 18x20 (pads to 20x20, x2), 24x16 (x2), interleaved so groups form across the list
+    for k, (h, w) in enumerate([(16, 16), (18, 20), (16, 16), (24, 16), (18, 20), (16, 16), (24, 16)]):
+        iio.imwrite(images / f"im{k}.png", rng.integers(0, 256, (h, w), dtype=np.uint8))
+    return d / "tiny.net", images
+
+
+def _read(folder: Path) -> dict[str, object]:
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            name = str(path.relative_to(folder))
+            if path.name == "spikes.json":
+                data = json.loads(path.read_text())
+                data.pop("wall_time_s")
+                files[name] = data
+            elif path.suffix == ".npy":
+                files[name] = np.load(path).tobytes()
+            else:
+                files[name] = path.read_bytes()
+    return files
+
+
+@pytest.mark.parametrize("backend", ["reference", "loihi2"])
+def test_batches_and_workers_give_the_same_files(setup, tmp_path, backend):
+    net, images = setup
+    runs = {}
+    configs = ((1, 1), (2, 2), (3, 1)) if backend == "reference" else ((1, 1), (2, 2))   # loihi2 also plots
+    for batch, workers in configs:
+        out = tmp_path / f"b{batch}w{workers}"
+        argv = ["simulate", str(net), "--backend", backend, "--input", str(images), "--add-noise", "20",
+                "--out", str(out), "--batch", str(batch), "--workers", str(workers),
+                "--json", str(tmp_path / f"b{batch}w{workers}.json")]
+        assert cli.main(argv) == 0
+        runs[(batch, workers)] = _read(out)
+        report = json.loads((tmp_path / f"b{batch}w{workers}.json").read_text())
+        assert [row["image"] for row in report["images"]] == [f"im{k}" for k in range(7)]
+    reference = runs[(1, 1)]
+    assert len([n for n in reference if n.endswith("output.npy")]) == 7
+    assert sum(v["total"] for n, v in reference.items() if n.endswith("spikes.json")) > 0
+    for key, files in runs.items():
+        assert files.keys() == reference.keys(), key
+        for name, content in reference.items():
+            assert files[name] == content, (key, name)
