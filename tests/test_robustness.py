@@ -185,6 +185,41 @@ def test_same_stem_twice_in_a_folder(chain, tmp_path, capsys):
     _fails(capsys, ["simulate", chain["net"], "--input", images, "--out", out], out, "'a'")
 
 
+# ------------------------------------------------------------------------------------------- .net files
+
+def _rewrite(f, key: str, value) -> None:
+    del f[key]
+    f.create_dataset(key, data=value)
+
+
+NET_CASES = {   # the reader's cases are in test_netx_file.py; these go through the verbs that read files
+    "not hdf5": (None, ["not.net"]),
+    "newer version": (lambda f: _rewrite(f, "formatVersion", np.int64(f["formatVersion"][()] + 1)), ["newer toolchain"]),
+    "unknown layer type": (lambda f: _rewrite(f, "layer/4/type", np.array([b"dense"])), ["layer 4", "unknown layer type"]),
+    "weight outside Loihi range": (lambda f: _rewrite(f, "layer/4/weight", f["layer/4/weight"][()] * 0 + 300),
+                                   ["layer 4", "weight mantissa 300"]),
+    "float weights": (lambda f: _rewrite(f, "layer/4/weight", f["layer/4/weight"][()].astype(float)),
+                      ["layer 4", "'weight'"]),
+    "missing key": (lambda f: f.__delitem__("layer/4/bias"), ["layer 4", "missing required key(s) bias"]),
+}
+
+
+@pytest.mark.parametrize("case", list(NET_CASES))
+def test_bad_net_files_through_simulate_and_report(chain, tmp_path, capsys, case):
+    import h5py
+    mutate, words = NET_CASES[case]
+    bad = tmp_path / ("not.net" if mutate is None else "bad.net")
+    if mutate is None:
+        bad.write_text("plain text, not HDF5\n")
+    else:
+        bad.write_bytes(chain["net"].read_bytes())
+        with h5py.File(bad, "r+") as f:
+            mutate(f)
+    out = tmp_path / "out"
+    _fails(capsys, ["simulate", bad, "--input", chain["img"], "--out", out], out, bad.name, *words)
+    _fails(capsys, ["report", bad, "--out", out], out, bad.name, *words)
+
+
 # -------------------------------------------------------------------------------------------- arguments
 
 @pytest.mark.parametrize("verb", ["evaluate", "finetune", "simulate", "report"])

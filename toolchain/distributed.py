@@ -13,8 +13,9 @@ The design makes N processes with a global batch of B equivalent to one process 
 * the reported loss is the mean of the ranks' losses (:func:`mean_across`);
 * only rank 0 writes checkpoints, reports and progress (:attr:`Context.is_main`).
 
-Backend: ``nccl`` with one GPU per rank (``cuda:LOCAL_RANK``) where CUDA is available, ``gloo``
-on CPU otherwise. The process group is created by :func:`session` and destroyed when it ends,
+Backend: ``nccl`` with one GPU per rank (``cuda:LOCAL_RANK``) where there are as many GPUs as
+local ranks, ``gloo`` on CPU otherwise. (The nccl path has not been run in this project's CI,
+which has no GPU.) The process group is created by :func:`session` and destroyed when it ends,
 also on errors and Ctrl-C.
 """
 from __future__ import annotations
@@ -78,7 +79,9 @@ def from_environment() -> Context:
         raise ConfigError(f"inconsistent torchrun environment: WORLD_SIZE={world}, RANK={rank}, LOCAL_RANK={local}")
     if world == 1:
         return SINGLE
-    backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+    local_world = _env_int("LOCAL_WORLD_SIZE", world)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend = "nccl" if gpus >= local_world and dist.is_nccl_available() else "gloo"   # one GPU per rank, or CPU
     return Context(rank, world, local, backend)
 
 
