@@ -14,10 +14,25 @@ pool        average pooling (``kernel`` = ``stride``) into a neuron layer; synap
             ``pool_weight`` (1/k^2 times the normalization factor)
 concat      channel concatenation of its inputs, in order (no neuron, no latency); the layer
             after it sums one synapse group per part
+dense       fully connected layer into a neuron layer of shape (C, 1, 1); ``weight`` (C_out, C_in)
+            (stock netx files only)
+flatten     reshape of its source to (C*H*W, 1, 1) in C-order (no neuron, no latency; stock files)
 ==========  ================================================================================
 
-Neuron kinds: ``MT`` (multi-threshold, :mod:`toolchain.neuron`; one threshold = IF) and ``ACC``
-(the non-spiking output accumulator). Latency: every synaptic layer adds one step, so a neuron
+Neuron kinds: ``MT`` (multi-threshold, :mod:`toolchain.neuron`; one threshold = IF), ``ACC``
+(the non-spiking output accumulator) and ``CUBA`` (Lava's fixed-point LIF exactly as stock netx
+builds it: ``vth`` mantissa, ``du`` = iDecay - 1, ``dv`` = vDecay, bias exponent ``bias_exp`` = 6,
+reset to zero; :func:`toolchain.neuron.cuba_step`).
+
+Two time semantics. MT/ACC networks run in *logical* time (below). A network whose neuron layers
+are CUBA (``Network.physical``; what :func:`netx_export.read_netx` builds from a stock netx file)
+runs in *physical* time (:mod:`toolchain.refsim_physical`): every layer is on from step 0 (biases
+included) and every synapse adds one step; there ``depth`` is the layer's position in the chain
+(input 0) and is informational. Stock layers may have non-square ``stride`` / ``padding``, stored
+as (H, W) tuples; ``input`` layers of a stock network carry a CUBA neuron driven by a per-neuron
+bias (the image), as lava-dl's netx tests drive them.
+
+MT latency: every synaptic layer adds one step, so a neuron
 layer's ``depth`` is 0 for the static first layer and 1 + the deepest of its sources otherwise;
 a concat delays its shallower parts by ``delays[i]`` extra steps so all parts arrive together.
 """
@@ -31,18 +46,24 @@ import numpy as np
 
 from .errors import ExportError
 
-LAYER_KINDS = ("input", "conv", "convT", "pool", "concat")
-NEURON_KINDS = ("MT", "ACC")
+LAYER_KINDS = ("input", "conv", "convT", "pool", "concat", "dense", "flatten")
+NEURON_KINDS = ("MT", "ACC", "CUBA")
 LOWERINGS = ("compartments", "graded")   # how an MT neuron becomes hardware neurons (see export)
 MAX_SYNAPTIC_DELAY = 62
 
 
 @dataclass(frozen=True)
 class NeuronSpec:
-    """A neuron population's model: ``MT`` with thresholds theta_1 > ... > theta_N, or ``ACC``."""
+    """A neuron population's model: ``MT`` with thresholds theta_1 > ... > theta_N, ``ACC``, or
+    ``CUBA`` (Lava LIF: threshold mantissa ``vth`` (fires on v > vth << 6), current decay ``du``,
+    voltage decay ``dv``, bias exponent ``bias_exp``)."""
 
     kind: str
     thresholds: tuple[float, ...] = ()
+    vth: int = 0
+    du: int = 0
+    dv: int = 0
+    bias_exp: int = 6
 
     def __post_init__(self) -> None:
         if self.kind not in NEURON_KINDS:
@@ -107,6 +128,13 @@ class Layer:
         return c * h * w if self.neuron is not None else 0
 
 
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """A stride / padding / kernel as an (H, W) pair (MT layers store one int for both)."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
 @dataclass
 class Network:
     """A whole network: layers in topological order plus metadata (steps, thresholds, provenance)."""
@@ -144,6 +172,11 @@ class Network:
     @property
     def neuron_layers(self) -> list[Layer]:
         return [layer for layer in self.layers if layer.neuron is not None]
+
+    @property
+    def physical(self) -> bool:
+        """Whether this is a CUBA network (physical-time semantics; see the module docstring)."""
+        return any(layer.neuron is not None and layer.neuron.kind == "CUBA" for layer in self.layers)
 
     @property
     def latency(self) -> int:

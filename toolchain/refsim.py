@@ -112,6 +112,9 @@ class ReferenceSimulator:
     def __init__(self, network: Network, lowering: str | None = None) -> None:
         if not network.quantized:
             raise ConfigError("the reference simulator runs quantized networks (export first)")
+        if network.physical:
+            raise ConfigError("a CUBA (stock netx) network runs in physical time: use "
+                              "toolchain.refsim_physical.simulate_cuba")
         self.network = network
         self.lowering = lowering or network.meta.get("lowering", "compartments")
         if self.lowering not in LOWERINGS:

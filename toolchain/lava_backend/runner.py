@@ -365,7 +365,10 @@ def _worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
             multiprocessing.set_start_method(None, force=True)
         threading.Thread(target=state.watch, name="lava-cpu-watchdog", daemon=True).start()
         state.track_segments()
-        payload = simulate(job, on_runtime=state.on_runtime, on_running=state.on_running)
+        if hasattr(job, "simulate"):      # a stock netx run (.stock.StockJob)
+            payload = job.simulate(state.on_runtime, state.on_running)
+        else:
+            payload = simulate(job, on_runtime=state.on_runtime, on_running=state.on_running)
         state.send(("ok", payload))
     except BaseException:
         try:
