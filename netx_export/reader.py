@@ -191,7 +191,7 @@ def _parse_layer(group: Any, index: int, ctx: _Context) -> Layer:
     if not name or any(name == layer.name for layer in ctx.layers):
         g.fail("name", f"layer names must be non-empty and unique, got {name!r}")
     g.where = f"layer {index} ({name})"
-    x, y, z = g.ints("shape", shape=(3,), lo=1).tolist()
+    z, y, x = g.ints("shape", shape=(3,), lo=1).tolist()   # stored (C, H, W); netx reverses it to (x, y, z)
     inputs = g.ints("inputs", ndim=1).tolist()
     for j in inputs:
         if not 0 <= j < index:

@@ -10,7 +10,7 @@ File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
     layer/<i>/     one group per layer, i = 0..L-1 in topological order
         type       str    input | conv | convT | pool | concat
         name       str    our layer name                                       *
-        shape      ints   (x, y, z) = (W, H, C): netx stores shapes reversed
+        shape      ints   (C, H, W): netx reads it reversed, as (x, y, z) = (W, H, C)
         inputs     ints   indices of the source layers (netx wires i-1 -> i)   *
         depth      int    latency depth (graph.assign_depths)                  *
         unit       float  integer membrane units per 1.0 of the float SNN      *

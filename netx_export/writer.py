@@ -91,7 +91,7 @@ def layer_entries(network: Network, layer: Layer) -> list[Entry]:
     index = {other.name: i for i, other in enumerate(network.layers)}
     where = f"layer {index[layer.name]} ({layer.name})"
     c, h, w = layer.shape
-    entries: list[Entry] = [("type", layer.kind), ("name", layer.name), ("shape", (w, h, c)),
+    entries: list[Entry] = [("type", layer.kind), ("name", layer.name), ("shape", (c, h, w)),
                             ("inputs", [index[s] for s in layer.inputs]), ("depth", layer.depth),
                             ("unit", float(layer.unit))]
     if layer.kind == "concat":

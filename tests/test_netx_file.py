@@ -112,7 +112,7 @@ def test_file_follows_netx_conventions(networks, tmp_path):
         assert list(f["layer"]) == [str(i) for i in range(len(net.layers))]   # creation order
         conv = f["layer/2"]
         assert conv["type"].shape == (1,) and conv["type"][0].decode("ascii") == "conv"   # netx NetDict reads this
-        assert conv["shape"][()].tolist() == [16, 16, 4]                                  # (x, y, z)
+        assert conv["shape"][()].tolist() == [4, 16, 16]    # (C, H, W), as stock netx files; netx reads (x, y, z)
         assert conv["weight"].shape == (4, 4, 3, 3) and conv["weight"].dtype == np.int64
         assert np.array_equal(conv["weight"][()], net.layers[2].weight)
         for key in ("inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups",
@@ -158,7 +158,7 @@ def test_netx_netdict_reads_the_netx_keys(networks, tmp_path):
     try:
         layers = net_dict["layer"]
         assert len(layers) == 18 and layers[0]["type"] == "input"
-        assert layers[2]["type"] == "conv" and list(layers[2]["shape"]) == [16, 16, 4]
+        assert layers[2]["type"] == "conv" and list(layers[2]["shape"]) == [4, 16, 16]
         assert layers[2]["weight"].shape == (4, 4, 3, 3) and list(layers[2]["stride"]) == [1, 1]
         assert list(layers[2]["padding"]) == [1, 1] and list(layers[2]["dilation"]) == [1, 1]
         assert layers[2]["groups"] == 1 and layers[2]["bias"].shape == (4,)
@@ -249,14 +249,14 @@ BAD = {   # name: (mutation of the gray compartments file, fragments the one-lin
                           ["layer 4", "'bias'", "not a dataset"]),
     "weight shape": (lambda f: _set(f, "layer/4/weight", f["layer/4/weight"][:-1]), ["layer 4", "'weight'", "shape"]),
     "in channels": (lambda f: _set(f, "layer/4/inChannels", np.int64(5)), ["layer 4", "'inChannels'"]),
-    "spatial shape": (lambda f: _set(f, "layer/4/shape", np.array([9, 8, 8])), ["layer 4", "'shape'", "8x9"]),
-    "shape channels": (lambda f: _set(f, "layer/4/shape", np.array([8, 8, 9])), ["layer 4", "'outChannels'"]),
+    "spatial shape": (lambda f: _set(f, "layer/4/shape", np.array([8, 8, 9])), ["layer 4", "'shape'", "8x9"]),
+    "shape channels": (lambda f: _set(f, "layer/4/shape", np.array([9, 8, 8])), ["layer 4", "'outChannels'"]),
     "bias length": (lambda f: _set(f, "layer/4/bias", f["layer/4/bias"][:-1]), ["layer 4", "'bias'", "shape"]),
     "forward input": (lambda f: _set(f, "layer/4/inputs", np.array([6])), ["layer 4", "'inputs'", "earlier"]),
     "negative input": (lambda f: _set(f, "layer/4/inputs", np.array([-1])), ["layer 4", "'inputs'"]),
     "input out of range": (lambda f: _set(f, "layer/4/inputs", np.array([99])), ["layer 4", "'inputs'"]),
     "two inputs": (lambda f: _set(f, "layer/4/inputs", np.array([2, 3])), ["layer 4", "'inputs'", "exactly one"]),
-    "concat channels": (lambda f: _set(f, "layer/10/shape", np.array([8, 8, 17])), ["layer 10", "channels"]),
+    "concat channels": (lambda f: _set(f, "layer/10/shape", np.array([17, 8, 8])), ["layer 10", "channels"]),
     "concat offsets": (lambda f: _set(f, "layer/10/offsets", np.array([0, 7])), ["layer 10", "'offsets'"]),
     "concat layers": (lambda f: _set(f, "layer/10/layers", np.array([5, 8])), ["layer 10", "'layers'"]),
     "unsorted thresholds": (lambda f: _set(f, "layer/4/neuron/thresholds", f["layer/4/neuron/thresholds"][()][::-1]),
