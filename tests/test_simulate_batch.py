@@ -33,9 +33,14 @@ def setup(tmp_path_factory):
     images.mkdir()
     rng = np.random.default_rng(0)
     # three sizes: 16x16 (x3), 18x20 (pads to 20x20, x2), 24x16 (x2), interleaved so groups form across the list
+    small = d / "small"                 # for loihi2, which also writes a report and plots per image
+    small.mkdir()
     for k, (h, w) in enumerate([(16, 16), (18, 20), (16, 16), (24, 16), (18, 20), (16, 16), (24, 16)]):
-        iio.imwrite(images / f"im{k}.png", rng.integers(0, 256, (h, w), dtype=np.uint8))
-    return d / "tiny.net", images
+        pixels = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        iio.imwrite(images / f"im{k}.png", pixels)
+        if k < 4:
+            iio.imwrite(small / f"im{k}.png", pixels)
+    return d / "tiny.net", images, small
 
 
 def _read(folder: Path) -> dict[str, object]:
@@ -56,7 +61,8 @@ def _read(folder: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("backend", ["reference", "loihi2"])
 def test_batches_and_workers_give_the_same_files(setup, tmp_path, backend):
-    net, images = setup
+    net, images, small = setup
+    images, count = (images, 7) if backend == "reference" else (small, 4)
     runs = {}
     configs = ((1, 1), (2, 2), (3, 1)) if backend == "reference" else ((1, 1), (2, 2))   # loihi2 also plots
     for batch, workers in configs:
@@ -67,9 +73,9 @@ def test_batches_and_workers_give_the_same_files(setup, tmp_path, backend):
         assert cli.main(argv) == 0
         runs[(batch, workers)] = _read(out)
         report = json.loads((tmp_path / f"b{batch}w{workers}.json").read_text())
-        assert [row["image"] for row in report["images"]] == [f"im{k}" for k in range(7)]
+        assert [row["image"] for row in report["images"]] == [f"im{k}" for k in range(count)]
     reference = runs[(1, 1)]
-    assert len([n for n in reference if n.endswith("output.npy")]) == 7
+    assert len([n for n in reference if n.endswith("output.npy")]) == count
     assert sum(v["total"] for n, v in reference.items() if n.endswith("spikes.json")) > 0
     for key, files in runs.items():
         assert files.keys() == reference.keys(), key
