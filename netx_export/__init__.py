@@ -4,12 +4,15 @@ The layout follows Lava-DL netx's ``layer/<i>`` protocol (shapes stored (C, H, W
 a CUBA-compatible ``neuron`` group) with the extensions a U-Net needs: general DAG wiring
 (``inputs``), per-part weight exponents, MT thresholds, depths and concat delays. See
 :mod:`netx_export.schema` for every key. :func:`read_netx` reads STOCK netx files (lava-dl's,
-strictly sequential, CUBA neurons) into a physical-time network (:mod:`netx_export.stock`).
+strictly sequential, CUBA neurons) into a physical-time network (:mod:`netx_export.stock`);
+:func:`write_netx_compatible` writes a purely sequential network as a stock netx file (CUBA
+approximation of the SNN, :mod:`netx_export.compat`).
 """
 from toolchain.export import FORMAT_VERSION
 
+from .compat import write_netx_compatible
 from .reader import read_network
 from .stock import read_netx
 from .writer import write_network
 
-__all__ = ["FORMAT_VERSION", "read_network", "write_network"]   # read_netx: netx_export.read_netx
+__all__ = ["FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"]   # read_netx: netx_export.read_netx

@@ -416,4 +416,4 @@ def test_layer_table(networks):
 
 
 def test_package_exports():
-    assert set(netx_export.__all__) == {"FORMAT_VERSION", "read_network", "write_network"}
+    assert set(netx_export.__all__) == {"FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"}
