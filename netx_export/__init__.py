@@ -15,4 +15,5 @@ from .reader import read_network
 from .stock import read_netx
 from .writer import write_network
 
-__all__ = ["FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"]   # read_netx: netx_export.read_netx
+# read_netx: reachable as netx_export.read_netx, not in __all__
+__all__ = ["FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"]
