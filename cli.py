@@ -16,6 +16,9 @@ import sys
 from typing import Any, Callable, Sequence
 
 
+LAYOUT_CHOICES = ("auto", "folder", "drive", "isbi2012", "camseq01", "bsd68", "cbsd68", "set12")
+
+
 def _thresholds(text: str) -> tuple[float, ...]:
     """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
     from toolchain.errors import ConfigError
@@ -60,7 +63,7 @@ def _emit(report: dict[str, Any], json_path: str | None) -> None:
 
 def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.workflows import DataSource, train
-    report = train(DataSource(a.task, a.channels, a.data), a.width, a.depth, a.epochs, a.batches_per_epoch,
+    report = train(DataSource(a.task, a.channels, a.data, a.layout).resolved(), a.width, a.depth, a.epochs, a.batches_per_epoch,
                    a.batch, a.patch, a.lr, a.seed, a.out, classes=a.classes, resume=a.resume)
     if _main_rank():
         print(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report['seconds']:.0f} s, "
@@ -88,7 +91,7 @@ def cmd_finetune(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.workflows import evaluate_checkpoint
-    report = evaluate_checkpoint(a.checkpoint, a.steps, a.sigma, a.seed, a.crop)
+    report = evaluate_checkpoint(a.checkpoint, a.steps, a.sigma, a.seed, a.crop, a.data, a.layout)
     for row in report.get("denoise", []):
         print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
     if "segmentation" in report:
@@ -109,7 +112,7 @@ def _hw(text: str) -> tuple[int, int]:
 def cmd_export(a: argparse.Namespace) -> dict[str, Any]:
     from toolchain.deploy import export_checkpoint
     report = export_checkpoint(a.checkpoint, a.output, a.mt_lowering, a.weight_bits, a.strict, a.steps, a.input_size,
-                               a.theta_unit)
+                               a.theta_unit, netx_compatible=a.netx_compatible)
     print(f"wrote {a.output}")
     return report
 
@@ -167,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=2, help="segmentation classes (default 2)")
     p.add_argument("--width", type=int, default=64, help="channels of the first stage (paper: 64)")
     p.add_argument("--depth", type=int, default=4, help="number of pooling stages (paper: 4)")
-    p.add_argument("--data", metavar="DIR", help="DIR/{train,test}/images[,masks] instead of the embedded photos")
+    p.add_argument("--data", metavar="DIR", help="a dataset folder instead of the embedded photos (see --layout)")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto",
+                   help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
+                        "published layout (default: detected)")
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     training_options(p, epochs=10, lr=1e-3, batch=16)
 
@@ -192,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
     p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
+    p.add_argument("--data", metavar="DIR", help="evaluate on this dataset folder instead of the checkpoint's test split")
+    p.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto", help="layout of --data (default: detected)")
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
@@ -203,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="time steps T recorded in the file (default: the fine-tuning T, else 10)")
     p.add_argument("--input-size", type=_hw, help="nominal input size N or HxW (default 64)")
     p.add_argument("--strict", action="store_true", help="fail instead of saturating values that overflow")
+    p.add_argument("--netx-compatible", action="store_true",
+                   help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
+                        "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("network", help=".net file written by 'export'")

@@ -36,8 +36,11 @@ DEFAULT_EXPORT_SIDE = 64
 
 def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], lowering: str,
                       weight_bits: int, strict: bool, steps: int | None, input_hw: tuple[int, int] | None,
-                      theta_unit: int = 4096) -> dict[str, Any]:
-    """Quantize and write a .net file; returns the layer table and the quantization report."""
+                      theta_unit: int = 4096, netx_compatible: bool = False) -> dict[str, Any]:
+    """Quantize and write a .net file; returns the layer table and the quantization report.
+
+    ``netx_compatible`` writes a stock netx file instead (:func:`netx_export.write_netx_compatible`).
+    """
     from netx_export import write_network
     from netx_export.table import format_table, layer_table
 
@@ -48,6 +51,12 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike
                   "finetuned_steps": ckpt.spiking.get("finetuned_steps")}
     network, reports = export_network(snn, ckpt.spiking, hw, QuantSettings(weight_bits, theta_unit, steps, strict),
                                       lowering, provenance)
+    if netx_compatible:
+        from netx_export import write_netx_compatible
+        compat = write_netx_compatible(network, out)
+        print(f"wrote a stock netx file (CUBA neurons: an approximation of the SNN, see netx_export.compat); "
+              f"run it for T + {network.latency} steps")
+        return {"verb": "export", "file": str(out), "netx_compatible": compat.to_dict(), "steps": steps}
     write_network(network, out)
     rows = layer_table(network, reports)
     print(format_table(rows))
@@ -215,9 +224,6 @@ def _run_group(backend: str, network: Network, stacked: np.ndarray, steps: int,
     return result, time.perf_counter() - start
 
 
-_POOL_JOB: tuple[str, Network, int, float] | None = None     # set before the pool forks; read by its workers
-
-
 def _pool_init() -> None:
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent handles Ctrl-C and terminates the pool
@@ -225,31 +231,29 @@ def _pool_init() -> None:
     torch.set_num_threads(1)
 
 
-def _pool_run(stacked: np.ndarray) -> tuple[ReferenceResult, float]:
-    assert _POOL_JOB is not None
-    backend, network, steps, timeout_s = _POOL_JOB
+def _pool_run(job: tuple[str, Network, int, float], stacked: np.ndarray) -> tuple[ReferenceResult, float]:
+    backend, network, steps, timeout_s = job
     return _run_group(backend, network, stacked, steps, timeout_s)
 
 
 def _run_groups(backend: str, network: Network, groups: list[Group], steps: int, timeout_s: float,
                 workers: int) -> Iterable[tuple[list[int], np.ndarray, ReferenceResult, float]]:
     """(indices, stacked images, result, seconds) per group, in order; in a fork pool if ``workers`` > 1."""
-    global _POOL_JOB
     if workers == 1 or len(groups) == 1:
         for indices, stacked in groups:
             yield (indices, stacked, *_run_group(backend, network, stacked, steps, timeout_s))
         return
+    import functools
     import multiprocessing
-    _POOL_JOB = (backend, network, steps, timeout_s)
+    run = functools.partial(_pool_run, (backend, network, steps, timeout_s))
     pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init)
     try:
-        for (indices, stacked), (result, seconds) in zip(groups, pool.imap(_pool_run, [g[1] for g in groups])):
+        for (indices, stacked), (result, seconds) in zip(groups, pool.imap(run, [g[1] for g in groups])):
             yield indices, stacked, result, seconds
         pool.close()
     finally:
         pool.terminate()          # also on errors and Ctrl-C: no worker outlives the call
         pool.join()
-        _POOL_JOB = None
 
 
 def _item(result: ReferenceResult, i: int, count: int) -> ReferenceResult:

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from . import metrics
 from .data.embedded import ImageSet
-from .data.patches import add_gaussian_noise, center_crop, random_patches
+from .data.patches import add_gaussian_noise, center_crop
+from .data.readers import random_fov_patches
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 SIGMA_TRAIN_MAX = 55.0
@@ -28,7 +29,7 @@ class Sampler:
     generator: torch.Generator
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        clean, masks = random_patches(self.images, self.batch, self.patch, self.rng)
+        clean, masks = random_fov_patches(self.images, self.batch, self.patch, self.rng)
         if self.task == "segment":
             assert masks is not None
             return clean, masks
@@ -66,13 +67,15 @@ def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: i
 
 @torch.no_grad()
 def evaluate_segment(predict: Predictor, images: ImageSet, classes: int) -> dict[str, object]:
-    """F1 / Jaccard / accuracy (binary) or mIoU (multi-class) of argmax(logits), all test pixels pooled."""
+    """F1 / Jaccard / accuracy (binary) or mIoU (multi-class) of argmax(logits), all test pixels pooled
+    (only the pixels inside ``images.regions`` where the dataset has them, e.g. DRIVE's field of view)."""
     assert images.masks is not None
     truths, preds = [], []
-    for image, mask in zip(images.images, images.masks):
+    for k, (image, mask) in enumerate(zip(images.images, images.masks)):
         logits = predict(torch.from_numpy(np.ascontiguousarray(image))[None])
-        preds.append(logits.argmax(dim=1)[0].numpy().ravel())
-        truths.append(mask.ravel())
+        keep = images.regions[k].ravel() if images.regions is not None else slice(None)
+        preds.append(logits.argmax(dim=1)[0].numpy().ravel()[keep])
+        truths.append(mask.ravel()[keep])
     truth, pred = np.concatenate(truths), np.concatenate(preds)
     if classes == 2:
         return {**metrics.binary_scores(truth, pred), "miou": metrics.mean_iou(truth, pred, classes)}

@@ -18,9 +18,10 @@ import torch
 from . import distributed
 from .checkpoint import Checkpoint, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from .conversion import ConversionSettings, convert
-from .data import embedded, folder
+from .data import embedded
 from .data.embedded import ImageSet
-from .data.patches import random_patches
+from .data import readers
+from .data.readers import random_fov_patches
 from .distributed import Context
 from .errors import CheckpointError, ConfigError
 from .models import ann_checkpoint, load_ann, load_any, load_snn, snn_checkpoint
@@ -32,29 +33,48 @@ from .unet import UNet, UNetConfig
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where a task's images come from: the embedded photos (``root`` None) or a user folder."""
+    """Where a task's images come from: the embedded photos (``root`` None) or a user folder in one
+    of the layouts of :mod:`toolchain.data.readers` (``folder``, ``drive``, ``isbi2012``, ``camseq01``,
+    ``bsd68``, ``cbsd68``, ``set12``; "auto" is resolved by :meth:`resolved`)."""
 
     task: str
     channels: int
     root: str | None = None
+    layout: str | None = None
+
+    def resolved(self) -> "DataSource":
+        """The same source with "auto" replaced by the detected layout (checkpoints record the name).
+
+        A folder that matches no paper dataset is read as the plain ``folder`` layout, whose reader
+        then says exactly which file or folder is missing.
+        """
+        if self.root is None or self.layout not in (None, "auto"):
+            return self
+        found = readers.detect_layout(self.root) if self.layout == "auto" else None
+        return DataSource(self.task, self.channels, self.root, found or "folder")
 
     def load(self) -> tuple[ImageSet, ImageSet]:
         if self.root is not None:
-            return (folder.load_split(self.root, "train", self.task, self.channels),
-                    folder.load_split(self.root, "test", self.task, self.channels))
+            return readers.load_dataset(self.root, self.layout or "folder", self.task, self.channels)
         if self.task == "segment":
             if self.channels != 1:
                 raise ConfigError("the embedded segmentation data is gray: use --channels 1 or --data DIR")
             return embedded.segment_split()
         return embedded.denoise_split(self.channels)
 
+    def load_test(self) -> ImageSet:
+        """The test split alone (a folder without training images is fine, e.g. BSD68)."""
+        if self.root is not None:
+            return readers.load_test_set(self.root, self.layout or "folder", self.task, self.channels)
+        return self.load()[1]
+
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "channels": self.channels, "root": self.root}
+        return {"task": self.task, "channels": self.channels, "root": self.root, "layout": self.layout}
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any], config: UNetConfig) -> "DataSource":
         data = meta.get("data") or {}
-        return cls(config.task, config.in_channels, data.get("root"))
+        return cls(config.task, config.in_channels, data.get("root"), data.get("layout"))
 
 
 def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -208,7 +228,7 @@ def calibration_batch(source: DataSource, count: int, patch: int, seed: int) -> 
     rng, gen = seeded(seed)
     train_set, _ = source.load()
     if source.task == "segment":
-        return random_patches(train_set, count, patch, rng)[0]
+        return random_fov_patches(train_set, count, patch, rng)[0]
     return Sampler(source.task, train_set, patch, count, rng, gen)()[0]
 
 
@@ -282,7 +302,7 @@ def predictor(model: UNet | SpikingUNet, steps: int):
 def evaluate_model(model: UNet | SpikingUNet, source: DataSource, steps: int, sigmas: Sequence[float],
                    seed: int, crop: int, test_set: ImageSet | None = None) -> dict[str, Any]:
     """Metrics of a model on the test split: PSNR/SSIM per sigma, or segmentation scores."""
-    test_set = test_set or source.load()[1]
+    test_set = test_set or source.load_test()
     predict = predictor(model, steps)
     kind = "snn" if isinstance(model, SpikingUNet) else "ann"
     report: dict[str, Any] = {"model": kind, "task": source.task, "steps": steps if kind == "snn" else None}
@@ -294,7 +314,10 @@ def evaluate_model(model: UNet | SpikingUNet, source: DataSource, steps: int, si
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], steps: int, sigmas: Sequence[float], seed: int,
-                        crop: int) -> dict[str, Any]:
+                        crop: int, data: str | None = None, layout: str | None = None) -> dict[str, Any]:
+    """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(path)
     source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    if data is not None:
+        source = DataSource(source.task, source.channels, data, layout or "auto").resolved()
     return {"checkpoint": str(Path(path)), **evaluate_model(model, source, steps, sigmas, seed, crop)}

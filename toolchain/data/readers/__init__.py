@@ -41,10 +41,10 @@ def plain_detect(root: Path) -> bool:
 
 
 def plain_load(root: Path, task: str, channels: int, require_train: bool = True) -> tuple[ImageSet | None, ImageSet]:
-    test = plain.load_split(root, "test", task, channels)
     if not require_train and not (root / "train" / "images").is_dir():
-        return None, test
-    return plain.load_split(root, "train", task, channels), test
+        return None, plain.load_split(root, "test", task, channels)
+    train = plain.load_split(root, "train", task, channels)   # training data first: its errors come first
+    return train, plain.load_split(root, "test", task, channels)
 
 
 LAYOUTS: dict[str, Layout] = {
