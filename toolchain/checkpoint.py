@@ -195,15 +195,7 @@ def _check_architecture(path: Path, config: UNetConfig, state: dict[str, torch.T
             own = UNetCore(config).state_dict()
     except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{path}: bad architecture config ({type(exc).__name__})") from exc
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the architecture "
-                              f"(missing {missing[:3]}, unexpected {[_show(k) for k in unexpected[:3]]})")
-    for name, tensor in own.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(state[name].shape)}, "
-                                  f"the architecture needs {tuple(tensor.shape)}")
+    _compare_state(own, state, str(path))
 
 
 def check_training_state(path: str | os.PathLike[str], state: Any) -> None:
@@ -232,16 +224,20 @@ def check_training_state(path: str | os.PathLike[str], state: Any) -> None:
             raise bad(f"rng {key} must be a uint8 tensor (a torch generator state)")
 
 
-def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``load_state_dict(strict=True)`` with shape and key mismatches reported as one line."""
-    own = module.state_dict()
+def _compare_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], where: str) -> None:
+    """The same keys with the same shapes as ``own``, else one CheckpointError line naming the first difference."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise CheckpointError(f"{source}: weights do not match the architecture "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise CheckpointError(f"{where}: weights do not match the architecture "
+                              f"(missing {missing[:3]}, unexpected {[_show(k) for k in unexpected[:3]]})")
     for name, tensor in own.items():
         if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{source}: tensor {name} has shape {tuple(state[name].shape)}, "
+            raise CheckpointError(f"{where}: tensor {name} has shape {tuple(state[name].shape)}, "
                                   f"the architecture needs {tuple(tensor.shape)}")
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with shape and key mismatches reported as one line."""
+    _compare_state(module.state_dict(), state, source)
     module.load_state_dict(state, strict=True)
