@@ -104,6 +104,24 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """Child preexec: SIGINT back to its default disposition.
+
+    A process started in the background by a non-interactive shell (``cmd &``, nohup, some CI
+    runners) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt. A user at a
+    terminal has it enabled: that is the case these tests are about.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def sigint_enabled():
+    """SIGINT raises KeyboardInterrupt in this process for the test (whatever the runner inherited)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -120,7 +138,8 @@ def test_signal_during_training_leaves_only_complete_checkpoints(tmp_path, sig):
     out = tmp_path / "run" / "ann.pt"
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "train", *TINY, "--epochs", "10000",
                              "--out", str(out)], cwd=tmp_path, env=_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            preexec_fn=_sigint_as_at_a_terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         _wait_for(out.exists, proc, 120, "the first checkpoint")
         time.sleep(0.5)                                    # in the middle of later epochs (and saves)
@@ -144,7 +163,8 @@ def test_signal_during_training_leaves_only_complete_checkpoints(tmp_path, sig):
 # --------------------------------------------------------------------------------------- signals: export
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_during_export_leaves_the_old_file_and_no_temporary(chain, tmp_path, monkeypatch, capsys, sig):
+def test_signal_during_export_leaves_the_old_file_and_no_temporary(chain, tmp_path, monkeypatch, capsys, sig,
+                                                                   sigint_enabled):
     """The signal arrives while the HDF5 file is half written (after a few layers)."""
     target = tmp_path / "out" / "model.net"
     target.parent.mkdir()
@@ -213,7 +233,8 @@ def _shared_memory(pids) -> set[str]:
 def _interrupt_simulation(argv: list[str], cwd: Path, sig: int, ready) -> tuple[subprocess.Popen, str, dict, set]:
     """Start ``cli.py simulate``, wait until ``ready(descendants)``, send ``sig``; returns what ran."""
     proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), *argv], cwd=cwd, env=_env(),
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            start_new_session=True, preexec_fn=_sigint_as_at_a_terminal,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: dict[int, int] = {}
     segments: set[str] = set()
     try:

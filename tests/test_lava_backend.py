@@ -339,7 +339,9 @@ def test_ctrl_c_leaves_nothing_running(tmp_path):
     marker, segments = tmp_path / "lava_session", tmp_path / "segments"
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT.format(repo=str(REPO), marker=str(marker), segments=str(segments)))
+    # SIGINT back to default in the child: a runner started in the background inherits it ignored.
     proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
