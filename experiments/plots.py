@@ -14,11 +14,23 @@ import numpy as np  # noqa: E402
 DPI = 80
 
 
-def _save(fig: Any, target: Path) -> Path:
+def _save(fig: Any, target: Path, palette: bool = False) -> Path:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(target, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
+    if palette:
+        small_png(target, target)
+    return target
+
+
+def small_png(source: Path, target: Path) -> Path:
+    """Re-encode a PNG with a 256-colour palette (photos with noise do not compress otherwise)."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        quantized = image.convert("RGB").quantize(colors=256)
+    quantized.save(target, optimize=True)
     return target
 
 
@@ -39,7 +51,7 @@ def image_grid(rows: Sequence[Sequence[tuple[np.ndarray, str]]], target: Path) -
                           interpolation="nearest")
                 ax.set_title(title, fontsize=7)
     fig.tight_layout()
-    return _save(fig, target)
+    return _save(fig, target, palette=True)
 
 
 def fig3(data: dict[str, Any], target: Path) -> Path:
@@ -97,7 +109,9 @@ def firing_rates(data: dict[str, Any], target: Path) -> Path:
                        fontsize=7, ha="right")
     ax.set_ylabel("spikes per neuron per step")
     ax.set_title(f"firing rate per layer, T={data['steps']} ({data['image']}, {data['crop']} px)", fontsize=9)
-    ax.legend(fontsize=7)
+    top = max(data["models"][m][l]["rate"] for m in models for l in layers)
+    ax.set_ylim(0, top * 1.35)
+    ax.legend(fontsize=7, ncol=len(models), loc="upper center")
     fig.tight_layout()
     return _save(fig, target)
 

@@ -113,3 +113,4 @@ def test_docs_render_from_json_only(quick_out, tmp_path):
     png = docs / "figures" / "quality_vs_T.png"
     assert png.exists() and 0 < png.stat().st_size < 300_000
     assert not (quick_out / "tables12.json").exists()
+    assert (docs / "results" / "time_steps.json").read_text() == (quick_out / "time_steps.json").read_text()
