@@ -70,14 +70,18 @@ def trace_network(core: nn.Module, input_shape: tuple[int, int, int],
         graph_module = fx.GraphModule(core, _Tracer().trace(core))
     except Exception as exc:  # fx raises many types for untraceable code
         raise ExportError(f"the network cannot be traced: {exc}") from exc
+    neurons = [m for m in core.modules() if isinstance(m, MultiThresholdNeuron)]
     was_training = core.training
     core.eval()
-    with torch.no_grad():
-        ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
-    core.train(was_training)
-    for module in core.modules():
-        if isinstance(module, MultiThresholdNeuron):
-            module.reset()
+    try:
+        for neuron in neurons:      # a simulation may have left membranes of another input size
+            neuron.reset()
+        with torch.no_grad():
+            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+    finally:
+        core.train(was_training)
+        for neuron in neurons:      # and shape propagation must leave none behind
+            neuron.reset()
 
     modules = dict(core.named_modules())
     layers: list[Layer] = []
