@@ -39,7 +39,7 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> "DemoSettings":
         return cls(width=4, depth=2, epochs=1, finetune_epochs=1, batches_per_epoch=4, batch=4,
-                   finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8), sweep_crop=32, deploy_side=32)
+                   finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8), sweep_crop=16, deploy_side=32)
 
 
 def _psnr(report: dict[str, Any]) -> float:
