@@ -78,6 +78,9 @@ def trace_network(core: nn.Module, input_shape: tuple[int, int, int],
             neuron.reset()
         with torch.no_grad():
             ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"the network cannot run on an input of shape {tuple(input_shape)}: {first}") from exc
     finally:
         core.train(was_training)
         for neuron in neurons:      # and shape propagation must leave none behind
