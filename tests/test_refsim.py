@@ -493,20 +493,3 @@ def test_resize_refuses_sizes_that_do_not_fit():
     with pytest.raises(ExportError, match=r"layer concat0: parts of sizes .* 18x20 input"):
         resize(net, (18, 20))
 
-
-def test_export_after_a_simulation_on_another_size():
-    """Tracing resets the neurons first: a simulated SNN (membranes of another shape) still exports."""
-    torch.manual_seed(0)
-    ann = UNet(UNetConfig("denoise", 1, 1, width=2, depth=1))
-    snn, info = convert(ann, torch.rand(2, 1, 8, 8), ConversionSettings())
-    snn.simulate(torch.rand(1, 1, 12, 12), 2)
-    network, _ = export_network(snn, info, (8, 8), QuantSettings(steps=2))
-    assert network.input.shape == (1, 8, 8)
-    assert all(not isinstance(n.v, torch.Tensor) for _, n in snn.neurons())
-
-
-def test_a_network_that_cannot_run_on_the_input_is_an_export_error():
-    torch.manual_seed(0)
-    ann = UNet(UNetConfig("denoise", 1, 1, width=2, depth=1))
-    with pytest.raises(ExportError, match="cannot run on an input of shape"):
-        trace_network(ann.core, (3, 8, 8))        # three channels into a one-channel first conv
