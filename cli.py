@@ -255,18 +255,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = args.handler(args)
         _emit(report, args.json)
     except ToolchainError as exc:
-        print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        _stderr_line(f"error: {' '.join(str(exc).splitlines())}")
         return exc.exit_code
     except Terminated:
-        print("terminated: no partial output was left behind", file=sys.stderr)
+        _stderr_line("terminated: no partial output was left behind")
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("interrupted: no partial output was left behind", file=sys.stderr)
+        _stderr_line("interrupted: no partial output was left behind")
         return 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _stderr_line(text: str) -> None:
+    """One line in a single write: lines of several processes (torchrun ranks) never interleave."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _install_sigterm() -> Any:

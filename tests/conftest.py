@@ -19,6 +19,19 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Every test module runs torch on one thread: the tiny networks of the tests run fastest so, the
+    results do not depend on the machine's core count, and nothing oversubscribes the 2 CPUs that CI
+    shares with Lava's worker processes (OpenMP threads busy-wait)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A fresh, empty directory that is also the current working directory."""

@@ -19,13 +19,6 @@ from toolchain.unet import UNet, UNetConfig
 CONFIG = UNetConfig("denoise", 1, 1, width=4, depth=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture
 def ann():

@@ -15,13 +15,6 @@ TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", 
         "--patch", "32"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def denoise_chain(tmp_path_factory):

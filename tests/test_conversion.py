@@ -26,13 +26,6 @@ AFTER_CONCAT = [("ups.0.convs.conv1", "encoders.1.conv2", "ups.0.upconv", "conca
                 ("ups.1.convs.conv1", "encoders.0.conv2", "ups.1.upconv", "concat1")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _ann(seed: int = 0, config: UNetConfig = CONFIG) -> UNet:
     torch.manual_seed(seed)

@@ -9,7 +9,6 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 import cli
 from netx_export import read_network
@@ -19,13 +18,6 @@ from toolchain.refsim import ReferenceSimulator
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]
 MT_LAYERS = 14
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_gray(path: Path, h: int, w: int, seed: int) -> np.ndarray:

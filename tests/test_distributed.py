@@ -19,13 +19,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "3", "--batch", "4", "--patch", "32"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -25,13 +25,6 @@ TINY = ["--width", "4", "--depth", "2", "--batches-per-epoch", "2", "--batch", "
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):

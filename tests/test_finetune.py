@@ -19,13 +19,6 @@ CONFIG = UNetConfig("denoise", 1, 1, width=4, depth=2)
 STEPS = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _converted(seed: int = 0) -> tuple[SpikingUNet, torch.Tensor]:
     torch.manual_seed(seed)

@@ -31,13 +31,6 @@ CASES = [(c, lowering) for c in CONFIGS for lowering in ("compartments", "graded
 IDS = [f"{c}-{lowering}" for c, lowering in CASES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _build(config: UNetConfig, lowering: str, seed: int = 0, hw: tuple[int, int] = (16, 16)):
     torch.manual_seed(seed)

@@ -18,13 +18,6 @@ from toolchain.trace import trace_network
 from toolchain.unet import UNet, UNetConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ---------------------------------------------------------------------------------------------
 # fixed_point helpers

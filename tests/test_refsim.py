@@ -22,13 +22,6 @@ from toolchain.unet import UNet, UNetConfig
 V_LIMIT = 2 ** 23 - 1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # --- The slow oracle: explicit loops over pixels and kernel taps, Python integers throughout.
 

@@ -13,14 +13,6 @@ from toolchain.unet import (DoubleConv, ScaledAvgPool2d, UNet, UNetConfig, UNetC
                             relu_activations)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets run fastest on one thread (and do not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
