@@ -58,7 +58,7 @@ def _header(out: Path, results: dict[str, dict[str, Any]]) -> list[str]:
         "| BSD200 train; BSD68 / CBSD68 test (68 images each) |",
         "| segmentation data | coins with a pseudo ground truth (Otsu pipeline), left 60 % of columns train, "
         "right 40 % test: one image, a smoke test | DRIVE, EM, CamSeq01 |",
-        f"| U-Net | width {s.get('width')}, depth {s.get('depth')} (2 poolings) | width 64, depth 4 (31 M parameters) |",
+        f"| U-Net | width {s.get('width')}, depth {s.get('depth')} (2 poolings) | width 64, depth 4 (34.5 M parameters as this toolchain builds it) |",
         f"| U-Net training | {_ann_budget(s)}, Adam lr {s.get('ann_lr')} | 200-400 epochs |",
         f"| fine-tuning (spiking flow) | batches of {s.get('ft_batch')} patches {s.get('ft_patch')}x{s.get('ft_patch')}, "
         f"T x batches = {s.get('ft_step_budget')} (the same compute at every T: "
