@@ -60,7 +60,7 @@ from toolchain.graph import Layer, Network, pair
 from toolchain.refsim import image_levels, static_current
 
 from .stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
-from .writer import _create_file, _create_group, _default_mode, _put
+from .writer import _create_file, _create_group, _put
 
 VTH_MAX = (1 << 17) - 1          # the largest vThMant v (<= 2**23 - 1) can still exceed
 NEVER_SPIKES = 1 << 17           # vThMant of the ACC layer: v <= 2**23 - 1 = (1 << 17) * 64 - 1
@@ -287,5 +287,4 @@ def write_netx_compatible(network: Network, path: str | os.PathLike[str]) -> Com
                 parse_stock(f)
         except NetFileError as exc:
             raise ExportError(f"cannot write {target}: the stock reader refuses it: {exc}") from exc
-        os.chmod(tmp, _default_mode())
     return report

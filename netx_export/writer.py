@@ -157,13 +157,6 @@ def _encoded_layer(network: Network, i: int, layer: Layer) -> list[tuple[str, np
     return encoded
 
 
-def _default_mode() -> int:
-    """0o666 minus the umask: what open() would give (the temporary file is created 0o600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def _create_file(path: Path) -> h5py.File:
     """An HDF5 file whose root group tracks creation order and has no timestamps."""
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
@@ -199,6 +192,5 @@ def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
                 parse_file(f)
         except NetFileError as exc:
             raise ExportError(f"cannot write {target}: {exc}") from exc
-        os.chmod(tmp, _default_mode())
     return target
 

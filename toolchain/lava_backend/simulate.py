@@ -171,6 +171,16 @@ def kill_runtime(runtime: Any) -> None:
             pass
 
 
+def finish_runtime(runtime: Any, stop: Callable[[], None], ok: bool) -> None:
+    """Stop a runtime that ran to the end; kill one whose run failed (its workers may hang on stop)."""
+    if runtime is None:
+        return
+    if ok:
+        stop()
+    else:
+        kill_runtime(runtime)
+
+
 def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
              on_running: Callable[[bool], None] = lambda running: None) -> dict[str, Any]:
     """Compile, run and read back. ``on_runtime(runtime)`` is called once the runtime exists (its
@@ -218,11 +228,7 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
         ok = True
     finally:
         on_running(False)
-        if acc.runtime is not None:
-            if ok:
-                acc.stop()
-            else:                    # a failed run cannot be stopped gracefully: its workers may hang
-                kill_runtime(acc.runtime)
+        finish_runtime(acc.runtime, acc.stop, ok)
     t_stop = time.perf_counter()
     return {
         "accumulator": np.asarray(accumulator).astype(np.int64),

@@ -38,7 +38,7 @@ class StockJob:
 
         from .procs.models import recorder_model
         from .procs.process import Recorder
-        from .simulate import kill_runtime
+        from .simulate import finish_runtime
 
         net = netx.hdf5.Network(net_config=self.path, reset_interval=self.reset_interval,
                                 reset_offset=self.reset_offset)
@@ -68,11 +68,7 @@ class StockJob:
             ok = True
         finally:
             on_running(False)
-            if net.runtime is not None:
-                if ok:
-                    net.stop()
-                else:
-                    kill_runtime(net.runtime)
+            finish_runtime(net.runtime, net.stop, ok)
         return {"spikes": [np.stack(s) for s in spikes], "u": u, "v": v}
 
 
