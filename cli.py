@@ -230,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
     p.add_argument("--batch", type=int, default=1,
-                   help="images of the same padded size simulated together (reference, loihi2; default 1)")
+                   help="images of the same padded size simulated together (one Lava run each for lava-cpu; default 1)")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes over the images (reference, loihi2; default 1)")
 

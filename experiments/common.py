@@ -67,7 +67,7 @@ class Settings:
     very_long_t: int = 200     # ablation's converted-only rows (the paper: 1000)
     sweep: tuple[int, ...] = (5, 10, 20, 40, 80, 160)
     energy_side: int = 64
-    speed_reps: int = 3
+    speed_reps: int = 7
 
     @classmethod
     def full(cls) -> "Settings":
@@ -213,11 +213,12 @@ def prefix_outputs(snn: SpikingUNet, x: torch.Tensor, steps: Iterable[int]) -> d
         neuron.mode, neuron.record_flow, neuron.fire = "step", False, heaviside
     total: torch.Tensor | None = None
     outputs = {}
-    for t in range(1, wanted[-1] + 1):
-        out = snn.core(padded)
-        total = out if total is None else total + out
-        if t in wanted:
-            outputs[t] = (total / t)[..., :h, :w].clone()
+    with snn.static_input_current(padded):
+        for t in range(1, wanted[-1] + 1):
+            out = snn.core(padded)
+            total = out if total is None else total + out
+            if t in wanted:
+                outputs[t] = (total / t)[..., :h, :w].clone()
     return outputs
 
 

@@ -7,12 +7,12 @@ the PyTorch SNN's speed against the ANN's.
   + input-layer MACs x 4.6 pJ vs ANN MACs x 4.6 pJ), its synaptic-op variant, and the Loihi 2 profile.
   The float PyTorch SNN's own spike count gives the paper's figure a second time, independently.
 * ``quantized``: ``toolchain.fidelity.quantization_psnr`` (float SNN vs exported integer network).
-* ``speed``: PyTorch SNN inference time vs T x the ANN's forward time, measured interleaved in one run.
+* ``speed``: PyTorch SNN inference time vs T x the ANN's forward time (``toolchain.speed``, interleaved in
+  one run): T = 10 and 20 with the fused MT kernel, T = 10 op by op (``mt_step``), and on every core.
 """
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +27,7 @@ from toolchain.export import export_network
 from toolchain.fidelity import quantization_psnr
 from toolchain.quantize import QuantSettings
 from toolchain.refsim import ReferenceSimulator
+from toolchain.speed import time_snn_vs_ann
 
 from .common import Context, log, noisy_inputs
 
@@ -117,12 +118,6 @@ def run_quantized(ctx: Context) -> dict[str, Any]:
     return {"sigma": s.sigma, "crop": s.sweep_crop, "rows": rows}
 
 
-def _timed(fn: Any) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run_speed(ctx: Context) -> dict[str, Any]:
     from netx_export import write_network
 
@@ -132,19 +127,11 @@ def run_speed(ctx: Context) -> dict[str, Any]:
     snn, info = ctx.snn("gray", finetune_steps=s.short_t)
     x = noisy_inputs(test, s.sigma, s.seed, s.crop)[0][2]
     log(f"speed: ANN forward vs SNN simulate on {tuple(x.shape)}, {s.speed_reps} interleaved repetitions")
-    with torch.no_grad():
-        ann(x)
-        snn.simulate(x, 2)
-    rows = []
-    for t in (s.short_t, s.long_t):
-        ann_times, snn_times = [], []
-        for _ in range(s.speed_reps):
-            with torch.no_grad():
-                ann_times.append(statistics.median(_timed(lambda: ann(x)) for _ in range(5)))
-            snn_times.append(_timed(lambda: snn.simulate(x, t)))
-        a, b = statistics.median(ann_times), statistics.median(snn_times)
-        rows.append({"steps": t, "ann_forward_s": a, "snn_simulate_s": b, "ratio": b / (t * a),
-                     "ann_times_s": ann_times, "snn_times_s": snn_times})
+    threads = torch.get_num_threads()
+    settings = [(s.short_t, threads, True), (s.long_t, threads, True), (s.short_t, threads, False)]
+    if (os.cpu_count() or 1) > threads:
+        settings.append((s.short_t, os.cpu_count() or 1, True))
+    rows = [row.to_dict() for row in time_snn_vs_ann(ann, snn, x, settings, s.speed_reps)]
     from torch.profiler import profile
     with profile() as prof:
         snn.simulate(x, s.short_t)
@@ -163,5 +150,6 @@ def run_speed(ctx: Context) -> dict[str, Any]:
                             "file_bytes": (Path(tmp) / "model.net").stat().st_size})
     return {"input_shape": list(x.shape), "rows": rows, "goal_ratio": 1.3,
             "profile": {"convolution_share": conv / total,
+                        "mt_kernel_share": sum(v for k, v in ops if k == "mt_step_fused") / total,
                         "top_ops": [{"op": k, "share": v / total} for k, v in ops[:6]]},
             "exports": exports, "load_average": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}

@@ -65,7 +65,7 @@ def _header(out: Path, results: dict[str, dict[str, Any]]) -> list[str]:
         f"{_ft(s, s.get('short_t'))} batches at T={s.get('short_t')}, {_ft(s, s.get('long_t'))} at T={s.get('long_t')}), "
         f"Adam lr {s.get('ft_lr')} | 100 epochs, lr 1e-6 |",
         f"| direct training (BPTT) | {s.get('dt_batches')} batches of {s.get('dt_batch')} patches "
-        f"{s.get('dt_patch')}x{s.get('dt_patch')} at T={s.get('dt_steps')}, lr {s.get('dt_lr')}, IF and MT only "
+        f"{s.get('dt_patch')}x{s.get('dt_patch')} at T={s.get('dt_steps')}, lr {s.get('dt_lr')}, IF / ML / RS / MT "
         "| 100 epochs, lr 1e-3, ML / RS / MT |",
         f"| evaluation | central {s.get('crop')}x{s.get('crop')} crops for Tables 1-2; central "
         f"{s.get('sweep_crop')}x{s.get('sweep_crop')} crops for the sweep-heavy experiments (neurons, ablation, "

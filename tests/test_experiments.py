@@ -3,6 +3,7 @@ variants behave as documented, and a couple of experiments run in --quick mode a
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
 import torch
@@ -70,7 +71,7 @@ def test_real_spike_net_with_unit_scales_is_the_if_net_and_learns_its_scales():
 @pytest.fixture(scope="module")
 def quick_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiments")
-    for name in ("time_steps", "energy"):
+    for name in ("time_steps", "energy", "speed"):
         run_experiment(name, out, quick=True)
     return out
 
@@ -95,6 +96,15 @@ def test_quick_experiments_write_their_json(quick_out):
     assert (quick_out / "models" / "snn_gray_connection_2-1-0.5-0.25_ft4.pt").exists()
 
 
+def test_quick_speed_times_both_kernels(quick_out):
+    r = json.loads((quick_out / "speed.json").read_text())["results"]
+    settings = [(row["steps"], row["torch_threads"], row["fused"]) for row in r["rows"]]
+    assert settings[:3] == [(4, 1, True), (8, 1, True), (4, 1, False)]
+    assert all(row["ratio"] == pytest.approx(statistics.median(
+        b / (row["steps"] * a) for a, b in zip(row["ann_times_s"], row["snn_times_s"]))) for row in r["rows"])
+    assert 0 < r["profile"]["mt_kernel_share"] < 1
+
+
 def test_cached_result_is_reused(quick_out):
     before = (quick_out / "time_steps.json").read_text()
     record = run_experiment("time_steps", quick_out, quick=True)
@@ -108,6 +118,7 @@ def test_docs_render_from_json_only(quick_out, tmp_path):
     text = (docs / "RESULTS.md").read_text()
     assert "QUICK MODE" in text
     assert "## Quality vs time steps" in text and "## Energy (Table 5)" in text
+    assert "## Speed: PyTorch SNN vs ANN" in text and "`mt_step` op by op" in text
     assert f"python -m experiments time_steps --quick --out {quick_out}" in text
     assert "Not run yet: `python -m experiments tables12 --quick" in text       # never computed by docs
     png = docs / "figures" / "quality_vs_T.png"

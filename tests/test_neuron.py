@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolchain.errors import ConfigError
+from toolchain.mt_kernel import fused_mt_step
 from toolchain.neuron import (MultiThresholdNeuron, default_thresholds, heaviside, mt_output, mt_step,
                               surrogate_heaviside, validate_thresholds)
 
@@ -83,6 +84,19 @@ def test_golden_float(case, backend):
     assert total_out == pytest.approx(hand_total, abs=1e-6)
     # conservation: everything that came in either went out or is still on the membrane
     assert total_out + expected[-1][0] == pytest.approx(value * len(expected), abs=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN))
+def test_golden_fused_kernel(case):
+    """The fused float32 kernel (what the PyTorch SNN runs at inference) on the same golden tables."""
+    value, expected = POINT3_F32 if case == "point3" else GOLDEN[case]
+    current = torch.full((3,), value, dtype=torch.float32)
+    v: torch.Tensor | float = 0.0
+    for t, (v_exp, s_exp) in enumerate(expected):
+        v, out, counts = fused_mt_step(v, current, THETAS)
+        assert _as_float(v) == pytest.approx(v_exp, abs=1e-6), f"step {t + 1}"
+        assert tuple(counts.tolist()) == tuple(3 * s for s in s_exp), f"step {t + 1}"
+        assert torch.equal(out, torch.full((3,), sum(th * s for th, s in zip(THETAS, s_exp)))), f"step {t + 1}"
 
 
 def test_hand_totals_and_counts():

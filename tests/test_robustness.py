@@ -259,7 +259,7 @@ def test_out_of_range_profile_values(chain, tmp_path, capsys, override, words):
 @pytest.mark.parametrize("extra, words", [
     (["--batch", "0"], ["--batch", "0"]),
     (["--workers", "-1"], ["--workers", "-1"]),
-    (["--backend", "lava-cpu", "--batch", "2"], ["lava-cpu", "--batch"]),
+    (["--backend", "lava-cpu", "--workers", "2"], ["lava-cpu", "--workers"]),
 ])
 def test_simulate_batch_and_workers_arguments(chain, tmp_path, capsys, extra, words):
     out = tmp_path / "out"

@@ -129,10 +129,10 @@ def simulate_file(net_path: str | os.PathLike[str], backend: str, inputs: str | 
     """Run a .net file on every input image; write output.npy, spikes.json and output.png per image.
 
     ``batch``: images whose padded sizes agree run together, up to ``batch`` at a time (the
-    reference simulator is batched; every per-image figure is what a run of that image alone
-    gives). ``workers``: a pool of that many forked processes runs the batches (one torch thread
-    each). Both apply to the reference and loihi2 backends; lava-cpu runs one image per isolated
-    Lava run. Image k's noise comes from seed + k whatever the batching, so results do not depend
+    reference simulator and the Lava processes are batched, one Lava run per batch; every per-image
+    figure is what a run of that image alone gives). ``workers``: a pool of that many forked
+    processes runs the batches (one torch thread each), for the reference and loihi2 backends (a
+    lava-cpu run is already an isolated process tree of its own). Image k's noise comes from seed + k whatever the batching, so results do not depend
     on ``batch`` or ``workers``. Everything is checked (the file, the profile, every image) before
     the first output is written.
     """
@@ -143,9 +143,9 @@ def simulate_file(net_path: str | os.PathLike[str], backend: str, inputs: str | 
     for name, value in (("--batch", batch), ("--workers", workers)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    if backend == "lava-cpu" and (batch > 1 or workers > 1):
-        raise ConfigError("--batch and --workers apply to the reference and loihi2 backends; "
-                          "lava-cpu runs one image per Lava run")
+    if backend == "lava-cpu" and workers > 1:
+        raise ConfigError("--workers applies to the reference and loihi2 backends; lava-cpu runs one Lava "
+                          "process tree at a time (use --batch to put several images into one Lava run)")
     network = read_network(net_path)
     steps = check_steps(steps if steps is not None else int(network.meta.get("steps", 10)))
     if backend == "loihi2":

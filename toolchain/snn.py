@@ -8,8 +8,9 @@ sum_t head(o(t)) / T (the noise map for denoising, class logits whose argmax is 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -53,6 +54,18 @@ def check_steps(steps: int) -> int:
     return steps
 
 
+class _StaticCurrent(nn.Module):
+    """Stands in for the first convolution while a simulation runs without gradients: its input, the
+    image, is the same at every step, so its output conv1(x) + b is computed once."""
+
+    def __init__(self, current: torch.Tensor) -> None:
+        super().__init__()
+        self.current = current
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.current
+
+
 class SpikingUNet(nn.Module):
     """U-Net core with MT neurons; weights are the normalized ANN weights (see :mod:`toolchain.conversion`)."""
 
@@ -71,9 +84,31 @@ class SpikingUNet(nn.Module):
             neuron.record_flow = record_flow
             neuron.fire = surrogate_heaviside if surrogate else heaviside
 
+    def use_fused_kernel(self, enabled: bool) -> None:
+        """Whether steps without gradients run the fused MT kernel (default) or ``mt_step`` op by op;
+        both give the same numbers (see :mod:`toolchain.mt_kernel`)."""
+        for _, neuron in self.neurons():
+            neuron.fused = enabled
+
     def reset(self) -> None:
         for _, neuron in self.neurons():
             neuron.reset()
+
+    @contextmanager
+    def static_input_current(self, padded: torch.Tensor) -> Iterator[None]:
+        """Within the block, ``self.core(padded)`` reuses one evaluation of the first convolution
+        (static coding: the same current every step; identical numbers, one convolution less per step).
+        Only without gradients: with autograd on, every step keeps its own graph as before."""
+        encoder = self.core.encoders[0]
+        first = encoder.conv1
+        if torch.is_grad_enabled():
+            yield
+            return
+        encoder.conv1 = _StaticCurrent(first(padded))
+        try:
+            yield
+        finally:
+            encoder.conv1 = first
 
     def run(self, x: torch.Tensor, steps: int, record_flow: bool = False, surrogate: bool = False,
             progress: bool = False) -> SimulationResult:
@@ -83,9 +118,10 @@ class SpikingUNet(nn.Module):
         self.reset()
         self._configure("step", record_flow=record_flow, surrogate=surrogate)
         total: torch.Tensor | None = None
-        for _ in tqdm(range(steps), desc="SNN steps", disable=not progress, leave=False):
-            out = self.core(padded)
-            total = out if total is None else total + out
+        with self.static_input_current(padded):
+            for _ in tqdm(range(steps), desc="SNN steps", disable=not progress, leave=False):
+                out = self.core(padded)
+                total = out if total is None else total + out
         assert total is not None
         stats = [SpikeStats(name, m.neurons, m.steps, x.shape[0], m.spike_counts.tolist())
                  for name, m in self.neurons()]
