@@ -213,7 +213,7 @@ def prefix_outputs(snn: SpikingUNet, x: torch.Tensor, steps: Iterable[int]) -> d
         neuron.mode, neuron.record_flow, neuron.fire = "step", False, heaviside
     total: torch.Tensor | None = None
     outputs = {}
-    with snn.static_input_current(padded):
+    with snn.simulation_shortcuts(padded):
         for t in range(1, wanted[-1] + 1):
             out = snn.core(padded)
             total = out if total is None else total + out

@@ -1,6 +1,6 @@
-"""The PyTorch SNN's two speed-ups against what they replace, bit for bit: the fused MT kernel against
-its definition ``mt_step`` + ``mt_output``, and the first convolution evaluated once per simulation
-against once per step.
+"""The PyTorch SNN's speed-ups against what they replace, bit for bit: the fused MT kernel against
+its definition ``mt_step`` + ``mt_output``, and the simulation shortcuts (first convolution once per
+simulation, neuron outputs in scratch tensors) against plain steps.
 
 Both run whenever no gradient is needed (inference, the recording pass of spiking-flow fine-tuning),
 so these tests guard every float figure of the front end.
@@ -137,22 +137,38 @@ def test_speed_benchmark_runs_and_checks_identity(tmp_path):
     assert "SNN/(T*ANN)" in proc.stdout
 
 
-def test_static_input_current_equals_one_convolution_per_step():
+def test_simulation_shortcuts_equal_the_plain_steps():
+    """conv1 once per simulation and scratch outputs give what conv1 every step and fresh tensors give."""
     snn, x = _drive_snn(), torch.rand(1, 1, 16, 16)
     first = snn.core.encoders[0].conv1
     with torch.no_grad():
-        cached = snn.simulate(x, 5)
+        shortcut = snn.simulate(x, 5)
         snn.reset()
-        per_step = sum(snn.core(x) for _ in range(5)) / 5          # no context: conv1 runs every step
-    assert snn.core.encoders[0].conv1 is first                     # restored after the simulation
-    assert torch.equal(cached.output, per_step)
+        plain = sum(snn.core(x) for _ in range(5)) / 5          # no shortcuts: conv1 and new outputs every step
+    assert snn.core.encoders[0].conv1 is first                 # restored after the simulation
+    assert torch.equal(shortcut.output, plain)
+    neuron = snn.neurons()[0][1]
+    assert not neuron.reuse_output and neuron.scratch is None
+    with torch.no_grad(), snn.simulation_shortcuts(x):
+        assert snn.core.encoders[0].conv1 is not first
+        snn.core(x)
+        pointer = neuron.scratch.data_ptr()
+        snn.core(x)
+        assert neuron.scratch.data_ptr() == pointer            # the same tensor, rewritten
     with torch.no_grad(), pytest.raises(KeyError):
-        with snn.static_input_current(x):
-            assert snn.core.encoders[0].conv1 is not first
+        with snn.simulation_shortcuts(x):
             raise KeyError("interrupted")
-    assert snn.core.encoders[0].conv1 is first                     # restored after an exception too
-    with snn.static_input_current(x):                              # autograd on: nothing is swapped
-        assert snn.core.encoders[0].conv1 is first
+    assert snn.core.encoders[0].conv1 is first and not neuron.reuse_output    # restored after an exception too
+    with snn.simulation_shortcuts(x):                          # autograd on: nothing changes
+        assert snn.core.encoders[0].conv1 is first and not neuron.reuse_output
+
+
+def test_kernel_writes_into_a_given_output_tensor():
+    out = torch.full((4,), 9.0)
+    _, written, _ = fused_mt_step(0.0, torch.full((4,), 0.6), (0.5,), out=out)
+    assert written is out and out.tolist() == [0.5] * 4
+    _, fresh, _ = fused_mt_step(0.0, torch.full((3,), 0.6), (0.5,), out=out)    # wrong shape: a new tensor
+    assert fresh is not out and fresh.tolist() == [0.5] * 3
 
 
 def test_module_falls_back_for_float64():

@@ -79,19 +79,21 @@ def _flat(t: torch.Tensor) -> np.ndarray:
 
 
 def fused_mt_step(v: torch.Tensor | float, current: torch.Tensor, thresholds: Sequence[float],
-                  flows: tuple[torch.Tensor, torch.Tensor] | None = None
+                  flows: tuple[torch.Tensor, torch.Tensor] | None = None, out: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """One MT step on float32 CPU tensors; returns (V, o, spikes per threshold as int64 counts).
 
     ``v`` is updated in place when it is a tensor (a float starts a new membrane at that value);
-    ``flows`` = (I_in, I_out) accumulators, updated in place, if given.
+    ``flows`` = (I_in, I_out) accumulators, updated in place, if given; ``out``: a contiguous float32
+    tensor of the current's shape to write o into (a new one otherwise).
     """
     current = current.detach().contiguous()
     if isinstance(v, float):
         v = torch.full_like(current, v)
     elif not v.is_contiguous():
         v = v.contiguous()
-    out = torch.empty_like(current)
+    if out is None or out.shape != current.shape or out.dtype != torch.float32 or not out.is_contiguous():
+        out = torch.empty_like(current)
     counts = np.zeros(len(thresholds), dtype=np.int64)
     theta = np.asarray(thresholds, dtype=np.float32)
     flow_in, flow_out = (_flat(flows[0]), _flat(flows[1])) if flows else (np.empty(0, np.float32),) * 2

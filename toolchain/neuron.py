@@ -110,6 +110,7 @@ class MultiThresholdNeuron(nn.Module):
         self.record_flow = False
         self.fire: FireFn = heaviside
         self.fused = True          # use toolchain.mt_kernel where it applies (same numbers, faster)
+        self.reuse_output = False  # fused steps write o into one scratch tensor (see SpikingUNet.simulation_shortcuts)
         self.reset()
 
     def extra_repr(self) -> str:
@@ -123,6 +124,7 @@ class MultiThresholdNeuron(nn.Module):
         self.flow_out: torch.Tensor | None = None
         self.spike_counts = torch.zeros(len(self.thresholds), dtype=torch.float64)
         self.neurons = 0
+        self.scratch: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "flow":
@@ -149,7 +151,10 @@ class MultiThresholdNeuron(nn.Module):
             if self.flow_in is None or self.flow_out is None:
                 self.flow_in, self.flow_out = torch.zeros_like(x), torch.zeros_like(x)
             flows = (self.flow_in, self.flow_out)
-        self.v, out, counts = fused_mt_step(self.v, x, self.thresholds, flows)
+        self.v, out, counts = fused_mt_step(self.v, x, self.thresholds, flows,
+                                            out=self.scratch if self.reuse_output else None)
+        if self.reuse_output:
+            self.scratch = out
         self.steps += 1
         self.neurons = x[0].numel()
         self.spike_counts += torch.from_numpy(counts)

@@ -95,20 +95,29 @@ class SpikingUNet(nn.Module):
             neuron.reset()
 
     @contextmanager
-    def static_input_current(self, padded: torch.Tensor) -> Iterator[None]:
-        """Within the block, ``self.core(padded)`` reuses one evaluation of the first convolution
-        (static coding: the same current every step; identical numbers, one convolution less per step).
-        Only without gradients: with autograd on, every step keeps its own graph as before."""
-        encoder = self.core.encoders[0]
-        first = encoder.conv1
+    def simulation_shortcuts(self, padded: torch.Tensor) -> Iterator[None]:
+        """Two shortcuts for the steps ``self.core(padded)`` run within the block, with identical numbers:
+
+        * the first convolution is evaluated once (static coding: the same current conv1(x) + b every step);
+        * every MT neuron writes its output into one scratch tensor, rewritten every step (the core
+          consumes each output within the step; fresh tensors would cost page faults every step).
+
+        Only without autograd; with it on, every step keeps its own graph and tensors as before.
+        """
         if torch.is_grad_enabled():
             yield
             return
+        encoder = self.core.encoders[0]
+        first = encoder.conv1
         encoder.conv1 = _StaticCurrent(first(padded))
+        for _, neuron in self.neurons():
+            neuron.reuse_output = True
         try:
             yield
         finally:
             encoder.conv1 = first
+            for _, neuron in self.neurons():
+                neuron.reuse_output, neuron.scratch = False, None
 
     def run(self, x: torch.Tensor, steps: int, record_flow: bool = False, surrogate: bool = False,
             progress: bool = False) -> SimulationResult:
@@ -118,7 +127,7 @@ class SpikingUNet(nn.Module):
         self.reset()
         self._configure("step", record_flow=record_flow, surrogate=surrogate)
         total: torch.Tensor | None = None
-        with self.static_input_current(padded):
+        with self.simulation_shortcuts(padded):
             for _ in tqdm(range(steps), desc="SNN steps", disable=not progress, leave=False):
                 out = self.core(padded)
                 total = out if total is None else total + out
