@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import cli
+from cli_helpers import one_error_line
 from toolchain.checkpoint import load_checkpoint
 
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "3", "--batch", "2",
@@ -33,14 +34,6 @@ def segment_ann(tmp_path_factory):
     s = str(d / "S.pt")
     code = cli.main(["train", "--task", "segment", *TINY, "--out", s])
     return d, s, code
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:"), err
-    return lines[0]
 
 
 def test_denoise_chain(denoise_chain, capsys):
@@ -112,7 +105,7 @@ def test_segment_chain(segment_ann, capsys):
 def test_evaluate_missing_file(tmp_path, capsys):
     missing = tmp_path / "missing.pt"
     assert cli.main(["evaluate", str(missing)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert str(missing) in line
 
 
@@ -121,19 +114,19 @@ def test_convert_wrong_kind(denoise_chain, tmp_path, capsys):
     out = tmp_path / "W.pt"
     capsys.readouterr()
     assert cli.main(["convert", y, "--out", str(out)]) == 2
-    assert "expected an ANN checkpoint, got an SNN one" in _one_error_line(capsys)
+    assert "expected an ANN checkpoint, got an SNN one" in one_error_line(capsys)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert cli.main(["finetune", denoise_chain[1][0], "--steps", "2", "--out", str(out)]) == 2
-    assert "got an ANN one" in _one_error_line(capsys)
+    assert "got an ANN one" in one_error_line(capsys)
 
 
 def test_steps_zero(denoise_chain, tmp_path, capsys):
     _, (_, y, z), _ = denoise_chain
     capsys.readouterr()
     assert cli.main(["evaluate", z, "--steps", "0"]) == 2
-    assert "time steps" in _one_error_line(capsys)
+    assert "time steps" in one_error_line(capsys)
     assert cli.main(["finetune", y, "--steps", "0", "--out", str(tmp_path / "F.pt")]) == 2
-    assert "time steps" in _one_error_line(capsys)
+    assert "time steps" in one_error_line(capsys)
     assert not (tmp_path / "F.pt").exists()
 
 
@@ -168,7 +161,7 @@ def test_train_config_errors(extra, words, tmp_path, capsys):
     out = tmp_path / "B.pt"
     argv = ["train", "--task", "denoise", *TINY, *extra, "--out", str(out)]
     assert cli.main(argv) == 2
-    assert words in _one_error_line(capsys)
+    assert words in one_error_line(capsys)
     assert not out.exists()
 
 
@@ -176,7 +169,7 @@ def test_convert_calibration_zero(denoise_chain, tmp_path, capsys):
     _, (x, _, _), _ = denoise_chain
     capsys.readouterr()
     assert cli.main(["convert", x, "--calibration", "0", "--patch", "32", "--out", str(tmp_path / "Y.pt")]) == 2
-    assert "calibration" in _one_error_line(capsys)
+    assert "calibration" in one_error_line(capsys)
 
 
 def test_thresholds_parser():

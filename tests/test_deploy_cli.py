@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cli
+from cli_helpers import one_error_line
 from netx_export import read_network
 from toolchain.graph import resize
 from toolchain.refsim import ReferenceSimulator
@@ -41,14 +42,6 @@ def chain(tmp_path_factory):
     assert codes == [0, 0, 0, 0]
     image = _write_gray(d / "IMG.png", 35, 38, seed=0)     # H=35, W=38: neither a multiple of 4
     return {"dir": d, "ann": a, "snn": b, "net": n, "graded": g, "img": d / "IMG.png", "pixels": image}
-
-
-def _one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:"), err
-    return lines[0]
 
 
 def _files(folder: Path) -> list[str]:
@@ -172,13 +165,13 @@ def test_export_errors_leave_no_file(chain, tmp_path, capsys):
     out = tmp_path / "X.net"
     capsys.readouterr()
     assert cli.main(["export", str(tmp_path / "missing.pt"), "-o", str(out)]) == 2
-    assert "missing.pt" in _one_error_line(capsys)
+    assert "missing.pt" in one_error_line(capsys)
     assert cli.main(["export", str(chain["ann"]), "-o", str(out)]) == 2     # an ANN, not a Spiking-UNet
-    _one_error_line(capsys)
+    one_error_line(capsys)
     assert cli.main(["export", str(chain["snn"]), "-o", str(out), "--steps", "0"]) == 2
-    assert "time steps" in _one_error_line(capsys)
+    assert "time steps" in one_error_line(capsys)
     assert cli.main(["export", str(chain["snn"]), "-o", str(out), "--steps", "-2"]) == 2
-    _one_error_line(capsys)
+    one_error_line(capsys)
     assert _files(tmp_path) == []
 
 
@@ -188,16 +181,16 @@ def test_simulate_errors_leave_no_output(chain, tmp_path, capsys):
     out = tmp_path / "D"
     capsys.readouterr()
     assert cli.main(["simulate", str(corrupt), "--input", str(chain["img"]), "--out", str(out)]) == 2
-    assert "corrupt.net" in _one_error_line(capsys)
+    assert "corrupt.net" in one_error_line(capsys)
     assert cli.main(["simulate", str(chain["net"]), "--input", str(chain["img"]), "--out", str(out),
                      "--steps", "0"]) == 2
-    assert "time steps" in _one_error_line(capsys)
+    assert "time steps" in one_error_line(capsys)
     assert cli.main(["simulate", str(chain["net"]), "--input", str(tmp_path / "nope.png"), "--out", str(out)]) == 2
-    assert "nope.png" in _one_error_line(capsys)
+    assert "nope.png" in one_error_line(capsys)
     assert cli.main(["simulate", str(tmp_path / "none.net"), "--input", str(chain["img"]), "--out", str(out)]) == 2
-    _one_error_line(capsys)
+    one_error_line(capsys)
     assert cli.main(["report", str(chain["net"]), "--out", str(out), "--steps", "0"]) == 2
-    _one_error_line(capsys)
+    one_error_line(capsys)
     assert not out.exists()
     with pytest.raises(SystemExit) as exc:
         cli.main(["simulate", str(chain["net"]), "--backend", "bogus", "--input", str(chain["img"]),

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import cli
+from cli_helpers import one_error_line
 from toolchain.checkpoint import FORMAT, VERSION, load_checkpoint
 from toolchain.data import folder
 from toolchain.errors import CheckpointError
@@ -58,13 +59,11 @@ def _fails(capsys, argv: list[str], out: Path, *names: str, code: int = 2) -> st
     """cli.main(argv) fails with ``code``, one 'error:' line holding every name, nothing in ``out``."""
     capsys.readouterr()
     assert cli.main([str(a) for a in argv]) == code
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    line = one_error_line(capsys)
     for name in names:
-        assert str(name) in lines[0], (name, lines[0])
+        assert str(name) in line, (name, line)
     assert _leftovers(out) == [], _leftovers(out)
-    return lines[0]
+    return line
 
 
 def _argparse_fails(capsys, argv: list[str], *words: str) -> None:

@@ -106,9 +106,20 @@ def training_state(epoch: int, settings: dict[str, Any], optimizer: torch.optim.
                     "torch_global": torch.get_rng_state()}}
 
 
-def _restore(path: Path, ckpt: Checkpoint, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             rng: np.random.Generator, gen: torch.Generator) -> None:
-    """Weights, optimizer state and generator states of a checkpoint, into a run about to continue."""
+def _check_schedule(epochs: int, batches_per_epoch: int, batch: int, lr: float) -> None:
+    for name, value in (("epochs", epochs), ("batches per epoch", batches_per_epoch), ("batch", batch)):
+        positive(name, value)
+    positive_rate("learning rate", lr)
+
+
+def _continue_from(previous: tuple[Path, Checkpoint] | None, module: torch.nn.Module,
+                   optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                   gen: torch.Generator) -> tuple[int, list[float]]:
+    """(first epoch, loss history) of a run: (0, []) for a new one; for one that continues the checkpoint
+    ``previous`` (see :func:`resume_point`), after restoring its weights, optimizer and generator states."""
+    if previous is None:
+        return 0, []
+    path, ckpt = previous
     state = ckpt.training_state
     assert state is not None
     load_state_strict(module, ckpt.state_dict, str(path))
@@ -128,6 +139,7 @@ def _restore(path: Path, ckpt: Checkpoint, module: torch.nn.Module, optimizer: t
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
         detail = " ".join(str(exc).split())[:100]
         raise CheckpointError(f"{path}: its training state cannot be restored ({type(exc).__name__}: {detail})") from exc
+    return state["epoch"], state["history"]
 
 
 def resume_point(out: str | os.PathLike[str], kind: str, settings: dict[str, Any], epochs: int,
@@ -180,9 +192,7 @@ def train(source: DataSource, width: int, depth: int, epochs: int, batches_per_e
     ``resume``: continue from the checkpoint at ``out`` if there is one (the same settings; more
     epochs extend the run). Under torchrun the run is data-parallel (see :mod:`toolchain.distributed`).
     """
-    for name, value in (("epochs", epochs), ("batches per epoch", batches_per_epoch), ("batch", batch)):
-        positive(name, value)
-    positive_rate("learning rate", lr)
+    _check_schedule(epochs, batches_per_epoch, batch, lr)
     out_channels = classes if source.task == "segment" else source.channels
     config = UNetConfig(source.task, source.channels, out_channels, width=width, depth=depth)
     if patch % config.multiple:
@@ -196,10 +206,7 @@ def train(source: DataSource, width: int, depth: int, epochs: int, batches_per_e
         train_set, _ = source.load()
         ann = UNet(config)
         optimizer = torch.optim.Adam(ann.parameters(), lr=lr)
-        start_epoch, history = 0, []
-        if previous is not None:
-            _restore(previous[0], previous[1], ann.core, optimizer, rng, gen)
-            start_epoch, history = previous[1].training_state["epoch"], previous[1].training_state["history"]
+        start_epoch, history = _continue_from(previous, ann.core, optimizer, rng, gen)
         ann.train()
         start = time.perf_counter()
 
@@ -251,9 +258,7 @@ def finetune_checkpoint(snn_path: str | os.PathLike[str], steps: int, epochs: in
     checkpoint to ``out`` after every epoch (``resume`` and torchrun as for :func:`train`)."""
     snn, ckpt = load_snn(snn_path)
     check_steps(steps)
-    for name, value in (("epochs", epochs), ("batches per epoch", batches_per_epoch), ("batch", batch)):
-        positive(name, value)
-    positive_rate("learning rate", lr)
+    _check_schedule(epochs, batches_per_epoch, batch, lr)
     source = DataSource.from_meta(ckpt.meta, ckpt.config)
     settings = {"verb": "finetune", "source_sha256": file_sha256(snn_path), "steps": steps, "seed": seed,
                 "batches_per_epoch": batches_per_epoch, "batch": batch, "patch": patch, "lr": lr}
@@ -263,10 +268,7 @@ def finetune_checkpoint(snn_path: str | os.PathLike[str], steps: int, epochs: in
         rng, gen = seeded(seed)
         train_set, _ = source.load()
         optimizer = torch.optim.Adam(snn.parameters(), lr=lr)
-        start_epoch, history = 0, []
-        if previous is not None:
-            _restore(previous[0], previous[1], snn.core, optimizer, rng, gen)
-            start_epoch, history = previous[1].training_state["epoch"], previous[1].training_state["history"]
+        start_epoch, history = _continue_from(previous, snn.core, optimizer, rng, gen)
         snn.train()
         start = time.perf_counter()
         spiking = {**ckpt.spiking, "finetuned_steps": steps}
