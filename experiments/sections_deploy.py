@@ -153,8 +153,8 @@ def summary(results: dict[str, Any]) -> Lines:
         met = sum(x["ratio"] <= r["goal_ratio"] for x in rows)
         verdict = "met" if met == len(rows) else f"met in {met} of {len(rows)} settings" if met else "not met"
         out.append("* PyTorch SNN time / (T x ANN time): "
-                   + ", ".join(f"{x['ratio']:.2f} at T={x['steps']} ({x.get('torch_threads', r['torch_threads'])} "
-                               "torch thread(s))" for x in rows)
+                   + ", ".join(f"{x['ratio']:.2f} at T={x['steps']} ({_threads(x.get('torch_threads', r['torch_threads']))})"
+                               for x in rows)
                    + f" (goal <= {r['goal_ratio']}: {verdict}).")
     return ["## Headline numbers", "", *out, ""] if out else []
 
@@ -185,10 +185,16 @@ def speed(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines:
             f"{r['torch_threads']} thread): convolutions {100 * r['profile']['convolution_share']:.0f} %, the MT "
             f"kernel {100 * r['profile'].get('mt_kernel_share', 0.0):.0f} %; top ops: {top}. "
             "`mt_step_fused` is the MT neuron: one cache-blocked numba kernel per layer and step "
-            "(`toolchain/mt_kernel.py`, bit-identical to `mt_step` + `mt_output`, checked by `tests/test_mt_kernel.py`) "
-            "instead of ~5 tensor passes per threshold. It runs on one thread, so with more torch threads only the "
-            "convolutions get faster and the ratio grows.", "",
+            "(`toolchain/mt_kernel.py`, bit-identical to `mt_step` + `mt_output`, checked by "
+            "`tests/test_snn_speedups.py`) instead of ~5 tensor passes per threshold; a simulation also evaluates "
+            "the first convolution once and lets each neuron layer rewrite one output tensor "
+            "(`SpikingUNet.simulation_shortcuts`). The kernel runs on one thread, so with more torch threads only "
+            "the convolutions get faster and the ratio grows.", "",
             *_table(["export input", "trace + quantize", "+ write .net", "file size"], ex), ""]
+
+
+def _threads(count: int) -> str:
+    return f"{count} torch thread{'s' if count != 1 else ''}"
 
 
 def _opt(value: float | None) -> str:

@@ -9,7 +9,8 @@ bit for bit), but in one cache-blocked pass instead of ~5 full-tensor passes per
     count_i += sum(s_i)
 
 ``V > theta`` equals ``H(V - theta)`` in IEEE arithmetic with gradual underflow (a - b > 0 iff a > b),
-and ``theta * s`` with s in {0, 1} is exact, so every operation rounds as in the torch version.
+and ``theta * s`` with s in {0, 1} is exact, so every operation rounds as in the torch version (whose
+Python-float thresholds, too, act as float32 on float32 tensors).
 Optionally the spiking flows I_in += I and I_out += o (paper eqs. 9-10) are accumulated in the same pass.
 The kernel is serial; it runs under numba (compiled on first use, cached on disk).
 """

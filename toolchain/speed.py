@@ -79,6 +79,6 @@ def time_snn_vs_ann(ann: nn.Module, snn: SpikingUNet, x: torch.Tensor,
             rows.append(SpeedRow(steps, n_threads, fused, ann_times, snn_times))
     finally:
         torch.set_num_threads(threads)
-        for (_, neuron), fused in zip(snn.neurons(), kernel_choice):
-            neuron.fused = fused
+        for (_, neuron), choice in zip(snn.neurons(), kernel_choice):
+            neuron.fused = choice
     return rows
