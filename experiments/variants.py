@@ -42,13 +42,7 @@ class VariantNeuron(MultiThresholdNeuron):
         if self.mode == "flow":
             return self._flow(x)
         out, flow, counts = self._step(x)
-        self.steps += 1
-        self.neurons = x[0].numel()
-        with torch.no_grad():
-            self.spike_counts += torch.stack([c.detach() for c in counts]).to(torch.float64).cpu()
-            if self.record_flow:
-                self.flow_in = x.detach() if self.flow_in is None else self.flow_in + x.detach()
-                self.flow_out = flow.detach() if self.flow_out is None else self.flow_out + flow.detach()
+        self._record_step(x, flow, counts)
         return out
 
 

@@ -135,14 +135,19 @@ class MultiThresholdNeuron(nn.Module):
         out = mt_output(spikes, self.thresholds)
         if out.dtype != x.dtype:           # theta * bool is float32 whatever the input's dtype
             out = out.to(x.dtype)
+        self._record_step(x, out, [s.sum() for s in spikes])
+        return out
+
+    def _record_step(self, x: torch.Tensor, flow: torch.Tensor, counts: Sequence[torch.Tensor]) -> None:
+        """Bookkeeping of one op-by-op step: step and neuron counts, spikes per threshold, and the
+        spiking flows I_in += x, I_out += ``flow`` when recording."""
         self.steps += 1
         self.neurons = x[0].numel()
         with torch.no_grad():
-            self.spike_counts += torch.stack([s.sum() for s in spikes]).to(torch.float64).cpu()
+            self.spike_counts += torch.stack([c.detach() for c in counts]).to(torch.float64).cpu()
             if self.record_flow:
                 self.flow_in = x.detach() if self.flow_in is None else self.flow_in + x.detach()
-                self.flow_out = out.detach() if self.flow_out is None else self.flow_out + out.detach()
-        return out
+                self.flow_out = flow.detach() if self.flow_out is None else self.flow_out + flow.detach()
 
     def _fused_step(self, x: torch.Tensor) -> torch.Tensor:
         """The same step as :meth:`forward`'s ``mt_step`` path, by the fused kernel (bit-identical)."""
