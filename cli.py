@@ -22,7 +22,7 @@ LAYOUT_CHOICES = ("auto", "folder", "drive", "isbi2012", "camseq01", "bsd68", "c
 def _thresholds(text: str) -> tuple[float, ...]:
     """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
     from toolchain.errors import ConfigError
-    from toolchain.neuron import default_thresholds, validate_thresholds
+    from toolchain.neuron.mt import default_thresholds, validate_thresholds
     try:
         if "," not in text and "." not in text:
             return default_thresholds(int(text))
@@ -50,19 +50,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _main_rank() -> bool:
     """False in ranks 1.. of a torchrun job: they neither print summaries nor write reports."""
-    from toolchain.distributed import is_main_process
+    from toolchain.frontend.distributed import is_main_process
     return is_main_process()
 
 
 def _emit(report: dict[str, Any], json_path: str | None) -> None:
-    from toolchain.atomic import write_json
+    from toolchain.files import write_json
     if json_path and _main_rank():
         write_json(json_path, report)
         print(f"wrote {json_path}")
 
 
 def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.workflows import DataSource, train
+    from toolchain.verbs.workflows import DataSource, train
     report = train(DataSource(a.task, a.channels, a.data, a.layout).resolved(), a.width, a.depth, a.epochs, a.batches_per_epoch,
                    a.batch, a.patch, a.lr, a.seed, a.out, classes=a.classes, resume=a.resume)
     if _main_rank():
@@ -72,8 +72,8 @@ def cmd_train(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_convert(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.conversion import ConversionSettings
-    from toolchain.workflows import convert_checkpoint
+    from toolchain.frontend.conversion import ConversionSettings
+    from toolchain.verbs.workflows import convert_checkpoint
     settings = ConversionSettings(a.norm, a.percentile, a.thresholds)
     report = convert_checkpoint(a.checkpoint, settings, a.calibration, a.patch, a.seed, a.out)
     print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
@@ -81,7 +81,7 @@ def cmd_convert(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_finetune(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.workflows import finetune_checkpoint
+    from toolchain.verbs.workflows import finetune_checkpoint
     report = finetune_checkpoint(a.checkpoint, a.steps, a.epochs, a.batches_per_epoch, a.batch, a.patch,
                                  a.lr, a.seed, a.out, resume=a.resume)
     if _main_rank():
@@ -90,7 +90,7 @@ def cmd_finetune(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.workflows import evaluate_checkpoint
+    from toolchain.verbs.workflows import evaluate_checkpoint
     report = evaluate_checkpoint(a.checkpoint, a.steps, a.sigma, a.seed, a.crop, a.data, a.layout)
     for row in report.get("denoise", []):
         print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
@@ -110,7 +110,7 @@ def _hw(text: str) -> tuple[int, int]:
 
 
 def cmd_export(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.deploy import export_checkpoint
+    from toolchain.verbs.deploy import export_checkpoint
     report = export_checkpoint(a.checkpoint, a.output, a.mt_lowering, a.weight_bits, a.strict, a.steps, a.input_size,
                                a.theta_unit, netx_compatible=a.netx_compatible)
     print(f"wrote {a.output}")
@@ -118,7 +118,7 @@ def cmd_export(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_simulate(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.deploy import format_summary, simulate_file
+    from toolchain.verbs.deploy import format_summary, simulate_file
     report = simulate_file(a.network, a.backend, a.input, a.steps, a.out, a.add_noise, a.seed, a.profile, a.set,
                            a.timeout, batch=a.batch, workers=a.workers)
     for row in report["images"]:
@@ -130,7 +130,7 @@ def cmd_simulate(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_report(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.deploy import format_summary, report_file
+    from toolchain.verbs.deploy import format_summary, report_file
     report = report_file(a.network, a.input, a.steps, a.out, a.profile, a.set, a.add_noise, a.seed, a.max_chips)
     print(format_summary(report["summary"]))
     print(f"wrote {a.out}/report.json, report.md and plots")
@@ -138,7 +138,7 @@ def cmd_report(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
-    from toolchain.demo import run_demo
+    from toolchain.verbs.demo import run_demo
     return run_demo(a.out_dir, a.seed, quick=a.quick)
 
 

@@ -24,10 +24,10 @@ def child(method: str, steps: int, width: int, depth: int, batch: int, patch: in
     """One training step in this process; returns the peak-RSS growth in MiB."""
     sys.path.insert(0, str(ROOT))
     import torch
-    from toolchain.conversion import ConversionSettings, convert
-    from toolchain.tasks import task_loss
-    from toolchain.training import bptt_forward
-    from toolchain.unet import UNet, UNetConfig
+    from toolchain.frontend.conversion import ConversionSettings, convert
+    from toolchain.tasks.sampling import task_loss
+    from toolchain.frontend.training import bptt_forward
+    from toolchain.frontend.unet import UNet, UNetConfig
 
     torch.manual_seed(0)
     ann = UNet(UNetConfig("denoise", 1, 1, width=width, depth=depth))
@@ -73,7 +73,7 @@ def main() -> int:
           f"BPTT T50/T10 = {figures['bptt_ratio_T50_T10']:.2f}")
     if a.json:
         sys.path.insert(0, str(ROOT))
-        from toolchain.atomic import write_json
+        from toolchain.files import write_json
         write_json(a.json, {"settings": vars(a) | {"child": None}, **figures})
     return 0
 

@@ -30,18 +30,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toolchain.conversion import ConversionSettings, convert  # noqa: E402
-from toolchain.export import export_network  # noqa: E402
-from toolchain.lava_backend import run_lava  # noqa: E402
-from toolchain.quantize import QuantSettings  # noqa: E402
-from toolchain.refsim import ReferenceSimulator  # noqa: E402
-from toolchain.unet import UNet, UNetConfig  # noqa: E402
+from toolchain.frontend.conversion import ConversionSettings, convert  # noqa: E402
+from toolchain.lowering.lower import export_network  # noqa: E402
+from toolchain.backends.lava import run_lava  # noqa: E402
+from toolchain.lowering.quantize import QuantSettings  # noqa: E402
+from toolchain.simulators.reference import ReferenceSimulator  # noqa: E402
+from toolchain.frontend.unet import UNet, UNetConfig  # noqa: E402
 
 
 def build_network(args: argparse.Namespace):
     hw = (args.size, args.size)
     if args.checkpoint:
-        from toolchain.models import load_snn
+        from toolchain.frontend.models import load_snn
         snn, ckpt = load_snn(args.checkpoint)
         info, source = ckpt.spiking, str(args.checkpoint)
         channels = snn.config.in_channels

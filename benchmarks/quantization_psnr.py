@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure(checkpoint: str, steps: int, sigma: float, crop: int, seed: int, lowering: str) -> dict:
-    from toolchain.fidelity import quantization_psnr
-    from toolchain.models import load_snn
-    from toolchain.workflows import DataSource
+    from toolchain.verbs.fidelity import quantization_psnr
+    from toolchain.frontend.models import load_snn
+    from toolchain.verbs.workflows import DataSource
 
     snn, ckpt = load_snn(checkpoint)
     _, test = DataSource.from_meta(ckpt.meta, ckpt.config).load()
@@ -48,7 +48,7 @@ def main() -> int:
     print(f"PSNR loss of the deployed network: {result['loss_db']:.3f} dB (input levels: {result['loss_input_db']:.3f} dB, "
           f"network fixed point: {result['loss_network_db']:.3f} dB); goal <= 0.1 dB")
     if a.json:
-        from toolchain.atomic import write_json
+        from toolchain.files import write_json
         write_json(a.json, result)
     return 0
 

@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toolchain.conversion import ConversionSettings, convert  # noqa: E402
-from toolchain.speed import time_snn_vs_ann  # noqa: E402
-from toolchain.unet import UNet, UNetConfig  # noqa: E402
+from toolchain.frontend.conversion import ConversionSettings, convert  # noqa: E402
+from experiments.speed import time_snn_vs_ann  # noqa: E402
+from toolchain.frontend.unet import UNet, UNetConfig  # noqa: E402
 
 GOAL = 1.3
 
@@ -38,7 +38,7 @@ def build(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, s
     if args.ann or args.snn:
         if not (args.ann and args.snn):
             raise SystemExit("error: --ann and --snn go together")
-        from toolchain.models import load_ann, load_snn
+        from toolchain.frontend.models import load_ann, load_snn
         return load_ann(args.ann)[0], load_snn(args.snn)[0], f"{args.ann} vs {args.snn}"
     torch.manual_seed(args.seed)
     ann = UNet(UNetConfig("denoise", 1, 1, width=args.width, depth=args.depth)).eval()

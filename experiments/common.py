@@ -15,19 +15,19 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from toolchain import metrics
-from toolchain.atomic import write_json
-from toolchain.checkpoint import save_checkpoint
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.tasks import metrics
+from toolchain.files import write_json
+from toolchain.frontend.checkpoint import save_checkpoint
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.data.embedded import ImageSet
 from toolchain.data.patches import add_gaussian_noise, center_crop
-from toolchain.models import load_ann, load_snn, snn_checkpoint
-from toolchain.neuron import heaviside
-from toolchain.snn import SpikingUNet
-from toolchain.tasks import Sampler
-from toolchain.training import finetune_spiking_flow
-from toolchain.unet import UNet, pad_to_multiple
-from toolchain.workflows import DataSource, calibration_batch, seeded, train
+from toolchain.frontend.models import load_ann, load_snn, snn_checkpoint
+from toolchain.neuron.mt import heaviside
+from toolchain.frontend.snn import SpikingUNet
+from toolchain.tasks.sampling import Sampler
+from toolchain.frontend.training import finetune_spiking_flow
+from toolchain.frontend.unet import UNet, pad_to_multiple
+from toolchain.verbs.workflows import DataSource, calibration_batch, seeded, train
 
 MT4 = (2.0, 1.0, 0.5, 0.25)
 IF1 = (1.0,)

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolchain import metrics
-from toolchain.deploy import profile_report
-from toolchain.export import export_network
-from toolchain.fidelity import quantization_psnr
-from toolchain.quantize import QuantSettings
-from toolchain.refsim import ReferenceSimulator
-from toolchain.speed import time_snn_vs_ann
+from toolchain.tasks import metrics
+from toolchain.verbs.deploy import profile_report
+from toolchain.lowering.lower import export_network
+from toolchain.verbs.fidelity import quantization_psnr
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.simulators.reference import ReferenceSimulator
+from experiments.speed import time_snn_vs_ann
 
 from .common import Context, log, noisy_inputs
 
@@ -37,7 +37,7 @@ E_AC_PJ, E_MAC_PJ = 0.9, 4.6        # Horowitz 2014, as the paper uses them
 def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, float]:
     """MACs per layer in the paper's (thop) convention, as the hardware report counts them: output
     elements x (C_in x k^2 + 1) for convolutions (transposed ones too), x (k^2 + 1) for average pooling."""
-    from toolchain.unet import ScaledAvgPool2d
+    from toolchain.frontend.unet import ScaledAvgPool2d
 
     macs: dict[str, float] = {}
     hooks = []

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolchain import metrics
+from toolchain.tasks import metrics
 
 from .common import Context, log, noisy_inputs
 from .plots import image_grid
@@ -74,7 +74,7 @@ def activation_vs_rate(ctx: Context, steps: int) -> dict[str, Any]:
 
 def concat_scales(ann: Any, lambdas: dict[str, float], shape: tuple[int, ...]) -> list[dict[str, Any]]:
     """Per skip concat: the lambda (99.9th percentile) of each part, of the concatenation, of the layer after it."""
-    from toolchain.trace import trace_network
+    from toolchain.frontend.trace import trace_network
 
     network = trace_network(ann.core, shape)
     rows = []

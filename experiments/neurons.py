@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolchain.snn import SpikingUNet
-from toolchain.tasks import Sampler
-from toolchain.training import bptt_forward, fit, train_ann
-from toolchain.unet import UNet
-from toolchain.workflows import seeded
+from toolchain.frontend.snn import SpikingUNet
+from toolchain.tasks.sampling import Sampler
+from toolchain.frontend.training import bptt_forward, fit, train_ann
+from toolchain.frontend.unet import UNet
+from toolchain.verbs.workflows import seeded
 
 from .common import IF1, Context, evaluate_denoise_sweep, log, noisy_inputs
 from .variants import NEURONS, NeuronSpec, VariantSpikingUNet, fold_real_spike_scales, spec_for
@@ -122,7 +122,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
 def _noisy_psnr(test: Any, s: Any) -> list[dict[str, Any]]:
     """PSNR of the noisy input itself (what 'doing nothing' scores), per sigma."""
-    from toolchain import metrics
+    from toolchain.tasks import metrics
     rows = []
     for sigma in s.sigmas:
         images = [{"noisy_psnr": metrics.psnr(c[0].numpy(), noisy[0].clamp(0, 1).numpy())}

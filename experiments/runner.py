@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-from toolchain.atomic import write_json
+from toolchain.files import write_json
 
 from . import ablation, deploy, figures, neurons, tables, time_steps
 from .common import Context, Settings, log

@@ -26,9 +26,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from toolchain.neuron import MultiThresholdNeuron, mt_step
-from toolchain.snn import SpikingUNet
-from toolchain.unet import UNetConfig, UNetCore
+from toolchain.neuron.mt import MultiThresholdNeuron, mt_step
+from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.unet import UNetConfig, UNetCore
 
 
 class VariantNeuron(MultiThresholdNeuron):

@@ -8,12 +8,12 @@ strictly sequential, CUBA neurons) into a physical-time network (:mod:`netx_expo
 :func:`write_netx_compatible` writes a purely sequential network as a stock netx file (CUBA
 approximation of the SNN, :mod:`netx_export.compat`).
 """
-from toolchain.export import FORMAT_VERSION
+from toolchain.lowering.lower import FORMAT_VERSION
 
-from .compat import write_netx_compatible
-from .reader import read_network
-from .stock import read_netx
-from .writer import write_network
+from netx_export.compat import write_netx_compatible
+from netx_export.reader import read_network
+from netx_export.stock import read_netx
+from netx_export.writer import write_network
 
 # read_netx: reachable as netx_export.read_netx, not in __all__
 __all__ = ["FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from toolchain.errors import NetFileError
 
-from . import schema
+from netx_export import schema
 
 
 def one_line(text: str) -> str:

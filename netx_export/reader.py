@@ -18,13 +18,13 @@ import h5py
 import numpy as np
 
 from toolchain.errors import NetFileError, ToolchainError
-from toolchain.export import FORMAT_VERSION
-from toolchain.fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS,
+from toolchain.lowering.lower import FORMAT_VERSION
+from toolchain.lowering.fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS,
                                    THRESHOLD_SHIFT, WEIGHT_EXP_MAX)
-from toolchain.graph import LOWERINGS, MAX_SYNAPTIC_DELAY, Layer, Network, NeuronSpec, output_hw
+from toolchain.ir.graph import LOWERINGS, MAX_SYNAPTIC_DELAY, Layer, Network, NeuronSpec, output_hw
 
-from . import schema
-from .fields import FieldGroup, one_line
+from netx_export import schema
+from netx_export.fields import FieldGroup, one_line
 
 # What h5py / numpy / json raise on corrupted input; converted to NetFileError.
 _CORRUPTION = (KeyError, TypeError, ValueError, IndexError, ArithmeticError, OSError, RuntimeError,

@@ -29,9 +29,9 @@ import h5py
 import numpy as np
 
 from toolchain.errors import NetFileError
-from toolchain.graph import Layer, Network, NeuronSpec
+from toolchain.ir.graph import Layer, Network, NeuronSpec
 
-from .fields import one_line
+from netx_export.fields import one_line
 
 SUPPORTED_LAYERS = ("input", "conv", "flatten", "dense")
 SUPPORTED_NEURONS = ("CUBA", "LOIHI")

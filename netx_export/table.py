@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toolchain.graph import Layer, Network
-from toolchain.quantize import LayerQuantReport
+from toolchain.ir.graph import Layer, Network
+from toolchain.lowering.quantize import LayerQuantReport
 
 COLUMNS = ("index", "name", "type", "shape", "neurons", "synapses", "nonzero", "weight_exp", "depth",
            "delays", "clipped_weights", "clipped_biases")

@@ -17,14 +17,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from toolchain.atomic import atomic_path
+from toolchain.files import atomic_path
 from toolchain.errors import ExportError, NetFileError
-from toolchain.export import FORMAT_VERSION
-from toolchain.graph import Layer, Network
+from toolchain.lowering.lower import FORMAT_VERSION
+from toolchain.ir.graph import Layer, Network
 
-from . import schema
-from .reader import parse_file
-from .schema import FLOAT, INT, INTS, JSON, PAIR, STR
+from netx_export import schema
+from netx_export.reader import parse_file
+from netx_export.schema import FLOAT, INT, INTS, JSON, PAIR, STR
 
 Entry = tuple[str, Any]          # (key, value); neuron keys are "neuron/<key>"
 

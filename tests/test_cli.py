@@ -10,7 +10,7 @@ import torch
 
 import cli
 from cli_helpers import one_error_line
-from toolchain.checkpoint import load_checkpoint
+from toolchain.frontend.checkpoint import load_checkpoint
 
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "3", "--batch", "2",
         "--patch", "32"]

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-import toolchain.unet as unet_module
-from toolchain.conversion import ConversionSettings, convert
+import toolchain.frontend.unet as unet_module
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import ConfigError
-from toolchain.unet import DoubleConv, UNet, UNetConfig
+from toolchain.frontend.unet import DoubleConv, UNet, UNetConfig
 
 CONFIG = UNetConfig("denoise", 1, 1, width=4, depth=2)
 

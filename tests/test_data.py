@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain import metrics
+from toolchain.tasks import metrics
 from toolchain.data.embedded import ImageSet, denoise_split, segment_split
 from toolchain.data.folder import load_split, read_image, read_mask
 from toolchain.data.patches import add_gaussian_noise, center_crop, random_patches

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import cli
-from toolchain.checkpoint import load_checkpoint
+from toolchain.frontend.checkpoint import load_checkpoint
 
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]
 

@@ -13,8 +13,8 @@ import pytest
 import cli
 from cli_helpers import one_error_line
 from netx_export import read_network
-from toolchain.graph import resize
-from toolchain.refsim import ReferenceSimulator
+from toolchain.ir.graph import resize
+from toolchain.simulators.reference import ReferenceSimulator
 
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]
 MT_LAYERS = 14

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import cli
-from toolchain.checkpoint import load_checkpoint
+from toolchain.frontend.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "3", "--batch", "4", "--patch", "32"]

@@ -11,10 +11,10 @@ import torch
 from experiments.common import evaluate_denoise_sweep, prefix_outputs
 from experiments.runner import main, run_experiment
 from experiments.variants import MultiLevelNeuron, NeuronSpec, RealSpikeNeuron, VariantSpikingUNet
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.data.embedded import ImageSet
-from toolchain.unet import UNet, UNetConfig
-from toolchain.workflows import DataSource, evaluate_model
+from toolchain.frontend.unet import UNet, UNetConfig
+from toolchain.verbs.workflows import DataSource, evaluate_model
 
 
 def _tiny_snn(thresholds=(2.0, 1.0, 0.5, 0.25)):

@@ -17,8 +17,8 @@ import torch
 
 import cli
 import netx_export.writer as writer_module
-from toolchain import workflows
-from toolchain.checkpoint import load_checkpoint
+from toolchain.verbs import workflows
+from toolchain.frontend.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--width", "4", "--depth", "2", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]

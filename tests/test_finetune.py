@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.data.embedded import denoise_split
-from toolchain.neuron import MultiThresholdNeuron, heaviside
-from toolchain.snn import SpikingUNet
-from toolchain.tasks import Sampler, task_loss
-from toolchain.training import bptt_forward, finetune_spiking_flow
-from toolchain.unet import UNet, UNetConfig
+from toolchain.neuron.mt import MultiThresholdNeuron, heaviside
+from toolchain.frontend.snn import SpikingUNet
+from toolchain.tasks.sampling import Sampler, task_loss
+from toolchain.frontend.training import bptt_forward, finetune_spiking_flow
+from toolchain.frontend.unet import UNet, UNetConfig
 
 CONFIG = UNetConfig("denoise", 1, 1, width=4, depth=2)
 STEPS = 6

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolchain.errors import HardwareLimitError
-from toolchain.fixed_point import Overflow
-from toolchain.graph import Layer, Network, NeuronSpec, assign_depths
+from toolchain.lowering.fixed_point import Overflow
+from toolchain.ir.graph import Layer, Network, NeuronSpec, assign_depths
 from toolchain.hardware import (Activity, Geometry, axis_taps, collect_activity, fits, layer_costs, load_profile,
                                 map_network, paper_energy, plan, profile_network, write_report)
-from toolchain.refsim import ReferenceResult, ReferenceSimulator
+from toolchain.simulators.reference import ReferenceResult, ReferenceSimulator
 
 THR = (512, 256, 128, 64)          # integer MT thresholds: spike weights r = 8, 4, 2, 1
 PJ = 1e-12
@@ -370,10 +370,10 @@ def test_paper_table5_arithmetic():
 # ----------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_unet():
-    from toolchain.conversion import ConversionSettings, convert
-    from toolchain.export import export_network
-    from toolchain.quantize import QuantSettings
-    from toolchain.unet import UNet, UNetConfig
+    from toolchain.frontend.conversion import ConversionSettings, convert
+    from toolchain.lowering.lower import export_network
+    from toolchain.lowering.quantize import QuantSettings
+    from toolchain.frontend.unet import UNet, UNetConfig
     torch.manual_seed(0)
     ann = UNet(UNetConfig("denoise", 1, 1, 4, 2))
     snn, info = convert(ann, torch.rand(4, 1, 16, 16), ConversionSettings())

@@ -22,14 +22,14 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import BackendError, ConfigError
-from toolchain.export import export_network
-from toolchain.graph import Network
-from toolchain.lava_backend import TIME_OFFSET, run_lava
-from toolchain.quantize import QuantSettings
-from toolchain.refsim import ReferenceSimulator
-from toolchain.unet import UNet, UNetConfig
+from toolchain.lowering.lower import export_network
+from toolchain.ir.graph import Network
+from toolchain.backends.lava import TIME_OFFSET, run_lava
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.simulators.reference import ReferenceSimulator
+from toolchain.frontend.unet import UNet, UNetConfig
 
 pytestmark = pytest.mark.lava
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def test_time_offset_is_documented_value():
 
 
 def test_missing_lava_is_a_backend_error(monkeypatch):
-    from toolchain.lava_backend import runner
+    from toolchain.backends.lava import runner
 
     monkeypatch.setattr(runner, "lava_installed", lambda: False)
     net = _network("denoise", 1, "compartments")
@@ -194,7 +194,7 @@ def _shm() -> set[str]:
 @pytest.fixture
 def tracked(monkeypatch):
     """Records the worker pid (= its session id) and the segments of every run_lava call."""
-    from toolchain.lava_backend import runner
+    from toolchain.backends.lava import runner
 
     seen: list[tuple[int, list[str]]] = []
     real = runner._reap
@@ -236,12 +236,12 @@ def _inject(monkeypatch, model: str, method: str, replacement) -> None:
     The caller's process never imports Lava (a program that used tqdm, as torch.fx tracing does,
     cannot import Lava any more: multiprocessing's start method is fixed).
     """
-    from toolchain.lava_backend import simulate
+    from toolchain.backends.lava import graph as simulate
 
     real_build = simulate.build
 
     def build(job):
-        from toolchain.lava_backend.procs import models
+        from toolchain.backends.lava.procs import models
 
         cls = getattr(models, model)
         original = getattr(cls, method)
@@ -298,12 +298,12 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {repo!r})
     import numpy as np, torch
-    from toolchain.unet import UNet, UNetConfig
-    from toolchain.conversion import ConversionSettings, convert
-    from toolchain.export import export_network
-    from toolchain.quantize import QuantSettings
-    from toolchain.lava_backend import run_lava
-    from toolchain.lava_backend.procs import models
+    from toolchain.frontend.unet import UNet, UNetConfig
+    from toolchain.frontend.conversion import ConversionSettings, convert
+    from toolchain.lowering.lower import export_network
+    from toolchain.lowering.quantize import QuantSettings
+    from toolchain.backends.lava import run_lava
+    from toolchain.backends.lava.procs import models
 
     original = models.PyMTNeuronModelFixed.run_spk
     def run_spk(self):
@@ -314,7 +314,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
         original(self)
     models.PyMTNeuronModelFixed.run_spk = run_spk
 
-    from toolchain.lava_backend import runner
+    from toolchain.backends.lava import runner
     real_reap = runner._reap
     def reap(worker, conn, shm_names, grace_s):
         real_reap(worker, conn, shm_names, grace_s)

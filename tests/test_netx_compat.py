@@ -23,12 +23,12 @@ from torch import nn
 from netx_export.compat import decode_output, netx_input_bias, plan_netx_compatible, write_netx_compatible
 from netx_export.stock import read_netx
 from toolchain.errors import ExportError
-from toolchain.graph import Layer, Network, NeuronSpec
-from toolchain.neuron import MultiThresholdNeuron
-from toolchain.quantize import QuantSettings, quantize
-from toolchain.refsim import ReferenceSimulator
-from toolchain.refsim_physical import simulate_cuba
-from toolchain.trace import trace_network
+from toolchain.ir.graph import Layer, Network, NeuronSpec
+from toolchain.neuron.mt import MultiThresholdNeuron
+from toolchain.lowering.quantize import QuantSettings, quantize
+from toolchain.simulators.reference import ReferenceSimulator
+from toolchain.simulators.physical import simulate_cuba
+from toolchain.frontend.trace import trace_network
 
 T = 16
 HW = 8
@@ -127,8 +127,8 @@ def test_cuba_file_approximates_the_mt_reference(written):
 
 
 def test_input_bias_is_the_static_current_scaled_to_13_bits(written):
-    from toolchain.fixed_point import Overflow, round_half_away
-    from toolchain.refsim import image_levels, static_current
+    from toolchain.lowering.fixed_point import Overflow, round_half_away
+    from toolchain.simulators.reference import image_levels, static_current
     qnet, images, _, report = written
     s0 = report.layers[0].shift
     assert s0 > 0 and report.layers[0].vth == qnet["0"].neuron.thresholds[0] >> s0
@@ -141,9 +141,9 @@ def test_input_bias_is_the_static_current_scaled_to_13_bits(written):
 
 
 def test_unet_is_refused_naming_the_layer():
-    from toolchain.conversion import ConversionSettings, convert
-    from toolchain.export import export_network
-    from toolchain.unet import UNet, UNetConfig
+    from toolchain.frontend.conversion import ConversionSettings, convert
+    from toolchain.lowering.lower import export_network
+    from toolchain.frontend.unet import UNet, UNetConfig
     torch.manual_seed(0)
     snn, info = convert(UNet(UNetConfig("denoise", 1, 1, 4, 1)), torch.rand(2, 1, 8, 8), ConversionSettings())
     qnet, _ = export_network(snn, info, (8, 8), QuantSettings(steps=4))
@@ -177,7 +177,7 @@ def test_branching_and_float_networks_are_refused():
 @pytest.mark.lava
 @pytest.mark.timeout(300)
 def test_stock_netx_runs_the_file_like_the_reference(written):
-    from toolchain.lava_backend.stock import run_stock_lava
+    from toolchain.backends.lava.stock import run_stock_lava
 
     qnet, images, path, report = written
     net = read_netx(path)

@@ -14,16 +14,16 @@ import torch
 import netx_export
 import netx_export.writer as writer_module
 from netx_export import FORMAT_VERSION, read_network, write_network
-from toolchain.graph import output_hw
+from toolchain.ir.graph import output_hw
 from netx_export.table import format_table, layer_table
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import ExportError, NetFileError
-from toolchain.export import FORMAT_VERSION as TOOLCHAIN_FORMAT_VERSION
-from toolchain.export import export_network
-from toolchain.graph import Network, NeuronSpec
-from toolchain.quantize import QuantSettings
-from toolchain.refsim import ReferenceSimulator
-from toolchain.unet import UNet, UNetConfig
+from toolchain.lowering.lower import FORMAT_VERSION as TOOLCHAIN_FORMAT_VERSION
+from toolchain.lowering.lower import export_network
+from toolchain.ir.graph import Network, NeuronSpec
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.simulators.reference import ReferenceSimulator
+from toolchain.frontend.unet import UNet, UNetConfig
 
 CONFIGS = {"gray": UNetConfig("denoise", 1, 1, width=4, depth=2),
            "color": UNetConfig("segment", 3, 2, width=4, depth=2)}

@@ -21,7 +21,7 @@ import pytest
 
 from netx_export.stock import read_netx
 from toolchain.errors import NetFileError
-from toolchain.refsim_physical import simulate_cuba
+from toolchain.simulators.physical import simulate_cuba
 
 ROOT = Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages/tests/lava/lib/dl/netx"
 GTS = ROOT / "gts"
@@ -117,7 +117,7 @@ def test_own_format_is_refused_by_the_stock_reader(tmp_path):
 @pytest.mark.lava
 @pytest.mark.timeout(240)
 def test_lava_cpu_runs_tinynet_and_pilotnet_like_the_reference():
-    from toolchain.lava_backend.stock import run_stock_lava
+    from toolchain.backends.lava.stock import run_stock_lava
 
     for path, (net, bias), steps, reset in [(ROOT / "tiny.net", _tiny(), 17, 17),
                                             (GTS / "pilotnet_lif/network.net", _pilotnet(), 16, 16)]:

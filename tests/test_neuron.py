@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolchain.errors import ConfigError
-from toolchain.mt_kernel import fused_mt_step
-from toolchain.neuron import (MultiThresholdNeuron, default_thresholds, heaviside, mt_output, mt_step,
+from toolchain.neuron.fused import fused_mt_step
+from toolchain.neuron.mt import (MultiThresholdNeuron, default_thresholds, heaviside, mt_output, mt_step,
                               surrogate_heaviside, validate_thresholds)
 
 THETAS = (2.0, 1.0, 0.5, 0.25)

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.conversion import ConversionSettings, convert
-from toolchain.export import export_network
+from toolchain.frontend.conversion import ConversionSettings, convert
+from toolchain.lowering.lower import export_network
 from toolchain.hardware import collect_activity, load_profile, profile_network
-from toolchain.lava_backend import run_lava
-from toolchain.quantize import QuantSettings
-from toolchain.unet import UNet, UNetConfig
+from toolchain.backends.lava import run_lava
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.frontend.unet import UNet, UNetConfig
 
 STEPS = 4
 

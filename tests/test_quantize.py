@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import ExportError
-from toolchain.export import export_network
-from toolchain.fixed_point import (Overflow, bias_value, quantize_weights, round_half_away, scale_by_exponent,
+from toolchain.lowering.lower import export_network
+from toolchain.lowering.fixed_point import (Overflow, bias_value, quantize_weights, round_half_away, scale_by_exponent,
                                    shift_round, to_bias_format)
-from toolchain.quantize import QuantSettings
-from toolchain.trace import trace_network
-from toolchain.unet import UNet, UNetConfig
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.frontend.trace import trace_network
+from toolchain.frontend.unet import UNet, UNetConfig
 
 
 
@@ -381,7 +381,7 @@ def test_threshold_beyond_17_bits_is_refused(converted):
 
 
 def test_quantizing_twice_is_refused(exported):
-    from toolchain.quantize import quantize
+    from toolchain.lowering.quantize import quantize
     network, _ = exported
     with pytest.raises(ExportError, match="already quantized"):
         quantize(network, QuantSettings(), 1.0)

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-import toolchain.refsim as refsim
-from toolchain.conversion import ConversionSettings, convert
+import toolchain.simulators.reference as refsim
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import ConfigError, ExportError
-from toolchain.export import export_network
-from toolchain.graph import Layer, Network, NeuronSpec, assign_depths, resize
-from toolchain.quantize import QuantSettings
-from toolchain.refsim import ReferenceSimulator
-from toolchain.trace import trace_network
-from toolchain.unet import UNet, UNetConfig
+from toolchain.lowering.lower import export_network
+from toolchain.ir.graph import Layer, Network, NeuronSpec, assign_depths, resize
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.simulators.reference import ReferenceSimulator
+from toolchain.frontend.trace import trace_network
+from toolchain.frontend.unet import UNet, UNetConfig
 
 V_LIMIT = 2 ** 23 - 1
 
@@ -239,7 +239,7 @@ def test_synapse_matches_loops(kind, k, stride, pad, out_pad, payload_max):
 @pytest.mark.parametrize("exp", [-3, 0, 4])
 def test_static_current_matches_loops(exp):
     """conv(levels, m) * 2**e + bias, rounded (halves away) into the 13-bit-mantissa bias format, saturating."""
-    from toolchain.fixed_point import Overflow
+    from toolchain.lowering.fixed_point import Overflow
     layer = _hand_net_small()["c1"]
     layer.weight_exp = (exp,)
     levels, over = np.random.default_rng(exp + 10).integers(0, 256, (3, 1, 5, 5)), Overflow()

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from toolchain.mt_kernel import fused_mt_step, fused_step_applies
-from toolchain.neuron import MultiThresholdNeuron, mt_output, mt_step
-from toolchain.snn import SpikingUNet
-from toolchain.unet import UNetConfig
+from toolchain.neuron.fused import fused_mt_step, fused_step_applies
+from toolchain.neuron.mt import MultiThresholdNeuron, mt_output, mt_step
+from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.unet import UNetConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 THRESHOLD_SETS = [(2.0, 1.0, 0.5, 0.25), (1.0,), (0.7, 0.3, 0.05), (3.1, 1.7, 0.9, 0.41, 0.2)]

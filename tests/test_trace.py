@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from toolchain.conversion import ConversionSettings, convert
+from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import ExportError
-from toolchain.export import export_network
-from toolchain.quantize import QuantSettings
-from toolchain.trace import trace_network
-from toolchain.unet import UNet, UNetConfig
+from toolchain.lowering.lower import export_network
+from toolchain.lowering.quantize import QuantSettings
+from toolchain.frontend.trace import trace_network
+from toolchain.frontend.unet import UNet, UNetConfig
 
 
 def test_export_after_a_simulation_on_another_size():

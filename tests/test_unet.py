@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolchain.errors import CheckpointError, ConfigError
-from toolchain.unet import (DoubleConv, ScaledAvgPool2d, UNet, UNetConfig, UNetCore, Up, pad_to_multiple,
+from toolchain.frontend.unet import (DoubleConv, ScaledAvgPool2d, UNet, UNetConfig, UNetCore, Up, pad_to_multiple,
                             relu_activations)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataError
+from toolchain.errors import DataError
 
 GRAY_TRAIN = ("moon", "coins", "cell", "text", "page", "brick", "grass", "gravel")
 GRAY_TEST = ("camera", "clock")

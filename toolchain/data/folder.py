@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .embedded import ImageSet
+from toolchain.errors import DataError
+from toolchain.data.embedded import ImageSet
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 MIN_SIDE = 8

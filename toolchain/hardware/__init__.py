@@ -10,12 +10,12 @@ Public API::
     map_network(network, profile, lowering, max_chips=None) -> Mapping     (raises HardwareLimitError)
     fits(network, profile, lowering=None, max_chips=None)  -> (bool, reasons)
 """
-from .costs import Activity, collect_activity, layer_costs, totals
-from .energy import paper_energy, profile_energy
-from .geometry import Geometry, axis_taps
-from .mapping import LayerMapping, Mapping, fits, map_network, plan
-from .profile import Profile, available_profiles, load_profile
-from .report import profile_network, to_markdown, write_report
+from toolchain.hardware.costs import Activity, collect_activity, layer_costs, totals
+from toolchain.hardware.energy import paper_energy, profile_energy
+from toolchain.hardware.geometry import Geometry, axis_taps
+from toolchain.hardware.mapping import LayerMapping, Mapping, fits, map_network, plan
+from toolchain.hardware.profile import Profile, available_profiles, load_profile
+from toolchain.hardware.report import profile_network, to_markdown, write_report
 
 __all__ = ["Activity", "Geometry", "LayerMapping", "Mapping", "Profile", "available_profiles", "axis_taps",
            "collect_activity", "fits", "layer_costs", "load_profile", "map_network", "paper_energy", "plan",

@@ -20,11 +20,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..fixed_point import Overflow
-from ..graph import Layer, Network
-from ..refsim import LOWERINGS, ReferenceResult, ReferenceSimulator
-from .geometry import Geometry
+from toolchain.errors import ConfigError
+from toolchain.lowering.fixed_point import Overflow
+from toolchain.ir.graph import Layer, Network
+from toolchain.simulators.reference import LOWERINGS, ReferenceResult, ReferenceSimulator
+from toolchain.hardware.geometry import Geometry
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .profile import Profile
+from toolchain.hardware.profile import Profile
 
 PJ = 1e-12
 

@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..graph import Layer, Network
+from toolchain.ir.graph import Layer, Network
 
 
 def axis_taps(kind: str, n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:

@@ -29,11 +29,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import HardwareLimitError
-from ..graph import Layer, Network
-from .costs import compartments_per_neuron, emitters_per_neuron
-from .geometry import Geometry, Part, consumers
-from .profile import Profile
+from toolchain.errors import HardwareLimitError
+from toolchain.ir.graph import Layer, Network
+from toolchain.hardware.costs import compartments_per_neuron, emitters_per_neuron
+from toolchain.hardware.geometry import Geometry, Part, consumers
+from toolchain.hardware.profile import Profile
 
 RESOURCES = ("compartments", "memory", "fan_in", "fan_out")
 FIXES = {

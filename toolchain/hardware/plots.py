@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..atomic import atomic_path
+from toolchain.files import atomic_path
 
 
 def _save(fig: Figure, target: Path) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import ProfileError
+from toolchain.errors import ProfileError
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
 STATUSES = ("published", "measured", "assumed")

@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path, write_json
-from ..errors import ConfigError, HardwareLimitError
-from ..graph import Network
-from ..refsim import LOWERINGS, ReferenceResult
-from .costs import Activity, layer_costs, totals
-from .energy import paper_energy, profile_energy
-from .geometry import Geometry
-from .mapping import plan
-from .plots import PLOTS
-from .profile import Profile, load_profile
-from .timing import core_loads, step_time
+from toolchain.files import atomic_path, write_json
+from toolchain.errors import ConfigError, HardwareLimitError
+from toolchain.ir.graph import Network
+from toolchain.simulators.reference import LOWERINGS, ReferenceResult
+from toolchain.hardware.costs import Activity, layer_costs, totals
+from toolchain.hardware.energy import paper_energy, profile_energy
+from toolchain.hardware.geometry import Geometry
+from toolchain.hardware.mapping import plan
+from toolchain.hardware.plots import PLOTS
+from toolchain.hardware.profile import Profile, load_profile
+from toolchain.hardware.timing import core_loads, step_time
 
 SCHEMA = "spiking-unet-hardware-report/1"
 PER_CORE_LIMIT = 4096

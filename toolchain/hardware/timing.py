@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..graph import Network
-from .costs import Activity
-from .geometry import Geometry, consumers
-from .mapping import Mapping, reach
+from toolchain.ir.graph import Network
+from toolchain.hardware.costs import Activity
+from toolchain.hardware.geometry import Geometry, consumers
+from toolchain.hardware.mapping import Mapping, reach
 
 
 @dataclass

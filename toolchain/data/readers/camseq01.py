@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ConfigError
-from ..embedded import ImageSet
-from .common import Layout, as_rgb, fail, fraction, positive_int, read_array, require_file, to_channels, to_unit
+from toolchain.errors import ConfigError
+from toolchain.data.embedded import ImageSet
+from toolchain.data.readers.common import Layout, as_rgb, fail, fraction, positive_int, read_array, require_file, to_channels, to_unit
 
 EXPECTED = ("CamSeq01: expected a folder of frames *.png with colour-coded label images *_L.png "
             "(same stem + _L) and label_colors.txt (lines 'R G B Name')")

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from ...errors import ConfigError, DataError
-from ..embedded import ImageSet
-from ..folder import IMAGE_SUFFIXES
+from toolchain.errors import ConfigError, DataError
+from toolchain.data.embedded import ImageSet
+from toolchain.data.folder import IMAGE_SUFFIXES
 
 # (root, task, channels, require_train, **options) -> (train or None, test)
 Loader = Callable[..., "tuple[ImageSet | None, ImageSet]"]

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ConfigError
-from ..embedded import ImageSet
-from .common import Layout, as_rgb, binary, fail, positive_int, read_array, require_dir, to_channels, to_unit
+from toolchain.errors import ConfigError
+from toolchain.data.embedded import ImageSet
+from toolchain.data.readers.common import Layout, as_rgb, binary, fail, positive_int, read_array, require_dir, to_channels, to_unit
 
 EXPECTED = ("DRIVE: expected DRIVE/training/images/*_training.tif, DRIVE/training/1st_manual/*_manual1.gif, "
             "DRIVE/training/mask/*_training_mask.gif and DRIVE/test/images/*_test.tif, "

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import ConfigError
-from ..embedded import ImageSet
-from .common import Layout, fail, positive_int, read_array, require_file, to_channels, to_unit
+from toolchain.errors import ConfigError
+from toolchain.data.embedded import ImageSet
+from toolchain.data.readers.common import Layout, fail, positive_int, read_array, require_file, to_channels, to_unit
 
 EXPECTED = ("ISBI-2012: expected train-volume.tif and train-labels.tif, multi-page TIFF stacks of "
             "the same N x H x W shape (30 x 512 x 512; labels 255 = cell interior, 0 = membrane)")

@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...errors import ConfigError, DataError
-from ..embedded import ImageSet
-from ..patches import random_patches
+from toolchain.errors import ConfigError, DataError
+from toolchain.data.embedded import ImageSet
+from toolchain.data.patches import random_patches
 
 
 def check_grid(size: int, stride: int | None) -> tuple[int, int]:

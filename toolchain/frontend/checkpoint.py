@@ -1,0 +1,243 @@
+"""Checkpoints: a state_dict plus JSON-compatible metadata, loaded only with ``weights_only=True``.
+
+Layout (a plain dict)::
+
+    {"format": "spiking-unet-checkpoint", "version": 1,
+     "kind": "ann" | "snn",
+     "config": UNetConfig.to_dict(),
+     "state_dict": {...tensors...},
+     "spiking": {...}  (snn only: thresholds, normalization, lambdas, steps),
+     "meta": {...}     (free JSON-compatible provenance: seed, epochs, metrics),
+     "training_state": {...}  (optional: what ``--resume`` needs to continue a training run exactly)}
+
+``training_state`` (written by ``train`` / ``finetune`` after every epoch, absent in older files and
+in converted checkpoints) holds only tensors and plain Python data, so it loads with
+``weights_only=True`` too::
+
+    {"epoch": completed epochs, "settings": {the run's settings, compared on resume},
+     "optimizer": optimizer.state_dict(), "history": [loss per batch],
+     "rng": {"numpy": Generator.bit_generator.state, "torch": Generator.get_state(),
+             "torch_global": torch.get_rng_state()}}
+
+Loading never runs code (``weights_only=True``) and checks every field before anything is built:
+the architecture's keys and shapes are compared on the meta device, so a file that claims a huge
+architecture fails without allocating it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from toolchain.files import atomic_path
+from toolchain.errors import CheckpointError
+from toolchain.frontend.unet import UNetConfig, UNetCore
+
+FORMAT = "spiking-unet-checkpoint"
+VERSION = 1
+KINDS = ("ann", "snn")
+MAX_CHANNELS = 1 << 16          # widths and channel counts beyond this are not a U-Net this toolchain makes
+TRAINING_KEYS = ("epoch", "settings", "optimizer", "history", "rng")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, validated."""
+
+    kind: str
+    config: UNetConfig
+    state_dict: dict[str, torch.Tensor]
+    spiking: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    training_state: dict[str, Any] | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        payload = {"format": FORMAT, "version": VERSION, "kind": self.kind, "config": self.config.to_dict(),
+                   "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict.items()},
+                   "spiking": self.spiking, "meta": self.meta}
+        if self.training_state is not None:
+            payload["training_state"] = self.training_state
+        return _canonical(payload)
+
+
+def _canonical(value: Any) -> Any:
+    """A fresh copy of the containers with every string interned.
+
+    Pickle writes a repeated object once and refers back to it, so its bytes depend on which equal
+    strings happen to be the same object (an optimizer restored from a file has its own copies of
+    'lr', 'betas', ...). Interning makes identity follow equality: equal payloads, equal bytes.
+    """
+    if isinstance(value, str):
+        return sys.intern(str(value))
+    if isinstance(value, dict):
+        return {_canonical(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
+    """Write a checkpoint atomically and byte-reproducibly.
+
+    torch.save names the archive's records after the file it is given a path to (here a random
+    temporary name); given an open file it uses a fixed name, so equal payloads give equal bytes.
+    """
+    payload = checkpoint.to_payload()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (provenance of exports)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None) -> Checkpoint:
+    """Load and validate a checkpoint; every failure is a one-line :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # e.g. "storage is not writable": noise for a user
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"unsupported GLOBAL [\w.]+|Unsupported global: [\w. ]+|Unsupported operand \d+", str(exc))
+        reason = found.group(0).strip() if found else "not a plain dictionary of tensors"
+        raise CheckpointError(f"{path}: refused to load: it is not a plain weights file and would run code "
+                              f"or build objects ({reason[:120]})") from exc
+    except Exception as exc:   # torch.load on foreign or damaged bytes raises many types; none is ours
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(payload, dict) or not _is(payload.get("format"), str) or payload["format"] != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file")
+    version = payload.get("version")
+    if not _is(version, int) or version != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {_show(version)} is not supported "
+                              f"(this toolchain reads version {VERSION})")
+    kind = payload.get("kind")
+    if not _is(kind, str) or kind not in KINDS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {_show(kind)}")
+    if expect_kind is not None and kind != expect_kind:
+        raise CheckpointError(f"{path}: expected an {expect_kind.upper()} checkpoint, got an {kind.upper()} one")
+    try:
+        config = UNetConfig.from_dict(payload.get("config"))   # type: ignore[arg-type]
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    for name in ("in_channels", "out_channels", "width"):
+        if getattr(config, name) > MAX_CHANNELS:
+            raise CheckpointError(f"{path}: bad architecture config: {name} {getattr(config, name)} is beyond "
+                                  f"what this toolchain supports (<= {MAX_CHANNELS})")
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"{path}: state_dict is missing or not a mapping of tensors")
+    for name, tensor in state.items():
+        _check_tensor(path, name, tensor)
+    _check_architecture(path, config, state)
+    spiking = payload.get("spiking") or {}
+    meta = payload.get("meta") or {}
+    if not isinstance(spiking, dict) or not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: 'spiking' and 'meta' must be mappings")
+    thresholds = spiking.get("thresholds")
+    if thresholds is not None and (not isinstance(thresholds, (list, tuple))
+                                   or not all(_is(t, int) or _is(t, float) for t in thresholds)):
+        raise CheckpointError(f"{path}: spiking thresholds must be a list of numbers, got {_show(thresholds)}")
+    training_state = payload.get("training_state")
+    if training_state is not None:
+        check_training_state(path, training_state)
+    return Checkpoint(kind=kind, config=config, state_dict=state, spiking=spiking, meta=meta,
+                      training_state=training_state)
+
+
+def _is(value: Any, kind: type) -> bool:
+    """``isinstance`` without bool passing for int (True is not a version number)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    """A short repr for an error line (a fuzzed file can hold anything, of any size)."""
+    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {tuple(value.shape)}"
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_tensor(path: Path, name: str, tensor: torch.Tensor) -> None:
+    if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise CheckpointError(f"{path}: tensor {name} is not a dense real tensor ({tensor.dtype}, {tensor.layout})")
+    if tensor.is_floating_point():
+        try:
+            finite = bool(torch.isfinite(tensor).all())
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            raise CheckpointError(f"{path}: tensor {name} cannot be read ({type(exc).__name__})") from exc
+        if not finite:
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
+
+
+def _check_architecture(path: Path, config: UNetConfig, state: dict[str, torch.Tensor]) -> None:
+    """Keys and shapes against the architecture, built on the meta device (nothing is allocated)."""
+    try:
+        with torch.device("meta"):
+            own = UNetCore(config).state_dict()
+    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"{path}: bad architecture config ({type(exc).__name__})") from exc
+    _compare_state(own, state, str(path))
+
+
+def check_training_state(path: str | os.PathLike[str], state: Any) -> None:
+    """The structure of a ``training_state`` (its values are checked against the run on resume)."""
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path}: training_state {what}")
+
+    if not isinstance(state, dict):
+        raise bad("must be a mapping")
+    missing = [k for k in TRAINING_KEYS if k not in state]
+    if missing:
+        raise bad(f"lacks keys {missing}")
+    if not _is(state["epoch"], int) or state["epoch"] < 0:
+        raise bad(f"epoch must be a non-negative integer, got {_show(state['epoch'])}")
+    if not isinstance(state["settings"], dict) or not isinstance(state["optimizer"], dict):
+        raise bad("settings and optimizer must be mappings")
+    history = state["history"]
+    if not isinstance(history, list) or not all(_is(v, float) for v in history):
+        raise bad("history must be a list of floats")
+    rng = state["rng"]
+    if not isinstance(rng, dict) or not isinstance(rng.get("numpy"), dict):
+        raise bad("rng must hold the numpy generator state")
+    for key in ("torch", "torch_global"):
+        value = rng.get(key)
+        if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8 or value.ndim != 1:
+            raise bad(f"rng {key} must be a uint8 tensor (a torch generator state)")
+
+
+def _compare_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], where: str) -> None:
+    """The same keys with the same shapes as ``own``, else one CheckpointError line naming the first difference."""
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(f"{where}: weights do not match the architecture "
+                              f"(missing {missing[:3]}, unexpected {[_show(k) for k in unexpected[:3]]})")
+    for name, tensor in own.items():
+        if tuple(state[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{where}: tensor {name} has shape {tuple(state[name].shape)}, "
+                                  f"the architecture needs {tuple(tensor.shape)}")
+
+
+def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with shape and key mismatches reported as one line."""
+    _compare_state(module.state_dict(), state, source)
+    module.load_state_dict(state, strict=True)

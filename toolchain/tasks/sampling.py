@@ -1,0 +1,82 @@
+"""What a task is for training and evaluation: batches, losses and metrics for denoise / segment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from toolchain.tasks import metrics
+from toolchain.data.embedded import ImageSet
+from toolchain.data.patches import add_gaussian_noise, center_crop
+from toolchain.data.readers import random_fov_patches
+
+Predictor = Callable[[torch.Tensor], torch.Tensor]
+SIGMA_TRAIN_MAX = 55.0
+
+
+@dataclass
+class Sampler:
+    """Draws training batches: noisy patches and their noise maps, or image patches and masks."""
+
+    task: str
+    images: ImageSet
+    patch: int
+    batch: int
+    rng: np.random.Generator
+    generator: torch.Generator
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        clean, masks = random_fov_patches(self.images, self.batch, self.patch, self.rng)
+        if self.task == "segment":
+            assert masks is not None
+            return clean, masks
+        sigma = torch.from_numpy(self.rng.uniform(0.0, SIGMA_TRAIN_MAX, size=self.batch)).float()
+        noisy, noise = add_gaussian_noise(clean, sigma, self.generator)
+        return noisy, noise
+
+
+def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor, steps: int = 1) -> torch.Tensor:
+    """Denoising: L1 between the predicted and the true noise map (paper eq. 12, with I_in^L / T).
+    Segmentation: cross-entropy of the logits; for an SNN the logits are I_in^L = T * mean (eq. 11)."""
+    if task == "segment":
+        return F.cross_entropy(prediction * steps, target)
+    return F.l1_loss(prediction, target)
+
+
+@torch.no_grad()
+def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: int,
+                     crop: int = 0) -> dict[str, object]:
+    """PSNR / SSIM of clip(noisy - predicted noise) against the clean image, image by image.
+
+    Image k gets noise from a generator seeded with ``seed + k``, so every model sees the same noise.
+    """
+    per_image = []
+    for k, (name, image) in enumerate(zip(images.names, images.images)):
+        clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
+        noisy, _ = add_gaussian_noise(clean, sigma, torch.Generator().manual_seed(seed + k))
+        restored = (noisy - predict(noisy)).clamp(0.0, 1.0)
+        c, r = clean[0].numpy(), restored[0].numpy()
+        per_image.append({"image": name, "psnr": metrics.psnr(c, r), "ssim": metrics.ssim(c, r),
+                          "noisy_psnr": metrics.psnr(c, noisy[0].clamp(0, 1).numpy())})
+    return {"sigma": sigma, "psnr": float(np.mean([p["psnr"] for p in per_image])),
+            "ssim": float(np.mean([p["ssim"] for p in per_image])), "images": per_image}
+
+
+@torch.no_grad()
+def evaluate_segment(predict: Predictor, images: ImageSet, classes: int) -> dict[str, object]:
+    """F1 / Jaccard / accuracy (binary) or mIoU (multi-class) of argmax(logits), all test pixels pooled
+    (only the pixels inside ``images.regions`` where the dataset has them, e.g. DRIVE's field of view)."""
+    assert images.masks is not None
+    truths, preds = [], []
+    for k, (image, mask) in enumerate(zip(images.images, images.masks)):
+        logits = predict(torch.from_numpy(np.ascontiguousarray(image))[None])
+        keep = images.regions[k].ravel() if images.regions is not None else slice(None)
+        preds.append(logits.argmax(dim=1)[0].numpy().ravel()[keep])
+        truths.append(mask.ravel()[keep])
+    truth, pred = np.concatenate(truths), np.concatenate(preds)
+    if classes == 2:
+        return {**metrics.binary_scores(truth, pred), "miou": metrics.mean_iou(truth, pred, classes)}
+    return {"miou": metrics.mean_iou(truth, pred, classes), "accuracy": float(np.mean(truth == pred))}
