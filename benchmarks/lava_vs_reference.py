@@ -41,7 +41,7 @@ from toolchain.frontend.unet import UNet, UNetConfig  # noqa: E402
 def build_network(args: argparse.Namespace):
     hw = (args.size, args.size)
     if args.checkpoint:
-        from toolchain.frontend.models import load_snn
+        from toolchain.frontend.checkpoint import load_snn
         snn, ckpt = load_snn(args.checkpoint)
         info, source = ckpt.spiking, str(args.checkpoint)
         channels = snn.config.in_channels

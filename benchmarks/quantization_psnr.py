@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 def measure(checkpoint: str, steps: int, sigma: float, crop: int, seed: int, lowering: str) -> dict:
     from toolchain.verbs.fidelity import quantization_psnr
-    from toolchain.frontend.models import load_snn
+    from toolchain.frontend.checkpoint import load_snn
     from toolchain.verbs.workflows import DataSource
 
     snn, ckpt = load_snn(checkpoint)

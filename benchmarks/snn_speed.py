@@ -8,7 +8,7 @@ Default network: a random U-Net (width 16, depth 2, gray denoising) converted he
     ratio = SNN simulate / (T x ANN forward)     (goal <= 1.3)
 
 (median over --repeat interleaved pairs; "best": fastest SNN run over T x fastest ANN forward)
-with the MT neuron run by the fused kernel (``toolchain/mt_kernel.py``, what the toolchain uses)
+with the MT neuron run by the fused kernel (``toolchain/neuron/fused.py``, what the toolchain uses)
 and, for comparison, by ``mt_step`` op by op; both give identical outputs (checked here too).
 ``--json PATH`` writes the same figures as JSON. Example::
 
@@ -38,7 +38,7 @@ def build(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, s
     if args.ann or args.snn:
         if not (args.ann and args.snn):
             raise SystemExit("error: --ann and --snn go together")
-        from toolchain.frontend.models import load_ann, load_snn
+        from toolchain.frontend.checkpoint import load_ann, load_snn
         return load_ann(args.ann)[0], load_snn(args.snn)[0], f"{args.ann} vs {args.snn}"
     torch.manual_seed(args.seed)
     ann = UNet(UNetConfig("denoise", 1, 1, width=args.width, depth=args.depth)).eval()
@@ -67,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with torch.no_grad():
         fused_out = snn.simulate(x, args.steps[0])
-        snn.use_fused_kernel(False)
-        plain_out = snn.simulate(x, args.steps[0])
-        snn.use_fused_kernel(True)
+        plain_out = snn.simulate(x, args.steps[0], kernel="reference")
     identical = bool(torch.equal(fused_out.output, plain_out.output)
                      and [s.counts for s in fused_out.stats] == [s.counts for s in plain_out.stats])
 

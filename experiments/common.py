@@ -1,8 +1,8 @@
 """What every experiment shares: sizes, the output folder, the ONE trained ANN per task, cached
 converted / fine-tuned SNNs, and batched evaluation that reads every T of a sweep off one run.
 
-Everything here calls the toolchain (``toolchain.workflows.train``, ``toolchain.conversion.convert``,
-``toolchain.training.finetune_spiking_flow``, ``toolchain.tasks``); nothing re-implements its maths.
+Everything here calls the toolchain (``toolchain.verbs.train.train``, ``toolchain.frontend.conversion.convert``,
+``toolchain.frontend.training.finetune_spiking_flow``, ``toolchain.tasks``); nothing re-implements its maths.
 """
 from __future__ import annotations
 
@@ -21,13 +21,14 @@ from toolchain.frontend.checkpoint import save_checkpoint
 from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.data.embedded import ImageSet
 from toolchain.data.patches import add_gaussian_noise, center_crop
-from toolchain.frontend.models import load_ann, load_snn, snn_checkpoint
-from toolchain.neuron.mt import heaviside
-from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.checkpoint import load_ann, load_snn, snn_checkpoint
+from toolchain.frontend.snn import SpikingNetwork
 from toolchain.tasks.sampling import Sampler
 from toolchain.frontend.training import finetune_spiking_flow
-from toolchain.frontend.unet import UNet, pad_to_multiple
-from toolchain.verbs.workflows import DataSource, calibration_batch, seeded, train
+from toolchain.frontend.unet import UNet
+from toolchain.verbs.runs import Schedule
+from toolchain.verbs.source import DataSource, calibration_batch, seeded
+from toolchain.verbs.train import TrainSettings, train
 
 MT4 = (2.0, 1.0, 0.5, 0.25)
 IF1 = (1.0,)
@@ -128,7 +129,7 @@ class Context:
 
     # ------------------------------------------------------------------ the ANN, one per task
     def ann(self, task: str) -> tuple[UNet, dict[str, Any]]:
-        """The task's trained U-Net, trained once (``toolchain.workflows.train``) and reused by every experiment."""
+        """The task's trained U-Net, trained once (``toolchain.verbs.train.train``) and reused by every experiment."""
         s = self.settings
         path = self.models / f"ann_{task}.pt"
         key = {"task": task, "width": s.width, "depth": s.depth, "batches": s.ann_batches[task], "batch": s.ann_batch,
@@ -138,10 +139,10 @@ class Context:
             log(f"train the {task} U-Net ({s.ann_batches[task]} batches of {s.ann_batch} x {s.ann_patch}^2)")
             start = time.perf_counter()
             epochs = 8 if s.ann_batches[task] % 8 == 0 else 1
-            report = train(TASKS[task], s.width, s.depth, epochs, s.ann_batches[task] // epochs, s.ann_batch,
-                           s.ann_patch, s.ann_lr, s.seed, path, progress=False)
+            schedule = Schedule(epochs, s.ann_batches[task] // epochs, s.ann_batch, s.ann_patch, s.ann_lr)
+            report = train(TrainSettings(TASKS[task], path, schedule, s.width, s.depth, seed=s.seed), progress=False)
             record = self._record(path, key, {"seconds": time.perf_counter() - start,
-                                              "final_loss": report.get("final_loss"), "path": path.name})
+                                              "final_loss": report.final_loss, "path": path.name})
             log(f"  trained in {record['seconds']:.0f} s, final loss {record['final_loss']:.4f}")
         return load_ann(path)[0], record
 
@@ -151,13 +152,13 @@ class Context:
         return calibration_batch(TASKS[task], s.calib_count, s.calib_patch, s.seed)
 
     def convert(self, task: str, norm: str = "connection",
-                thresholds: Sequence[float] = MT4) -> tuple[SpikingUNet, dict[str, Any]]:
-        """The task's ANN converted (``toolchain.conversion.convert``): in memory, it is cheap."""
+                thresholds: Sequence[float] = MT4) -> tuple[SpikingNetwork, dict[str, Any]]:
+        """The task's ANN converted (``toolchain.frontend.conversion.convert``): in memory, it is cheap."""
         ann, _ = self.ann(task)
         return convert(ann, self.calibration(task), ConversionSettings(norm, 99.9, tuple(thresholds)))
 
     def snn(self, task: str, norm: str = "connection", thresholds: Sequence[float] = MT4,
-            finetune_steps: int | None = None) -> tuple[SpikingUNet, dict[str, Any]]:
+            finetune_steps: int | None = None) -> tuple[SpikingNetwork, dict[str, Any]]:
         """A converted SNN, fine-tuned with the spiking flow at ``finetune_steps`` (None: converted only).
         Fine-tuned ones are cached as checkpoints in ``out/models`` (shared between experiments)."""
         if finetune_steps is None:
@@ -177,8 +178,8 @@ class Context:
         snn, ckpt = load_snn(path)
         return snn, {"spiking": ckpt.spiking, "finetune": record["finetune"]}
 
-    def finetune(self, snn: SpikingUNet, task: str, steps: int) -> dict[str, Any]:
-        """Spiking-flow fine-tuning (paper Algorithm 1) of any SpikingUNet, in place; returns its report."""
+    def finetune(self, snn: SpikingNetwork, task: str, steps: int) -> dict[str, Any]:
+        """Spiking-flow fine-tuning (paper Algorithm 1) of any SpikingNetwork, in place; returns its report."""
         s = self.settings
         batches = s.ft_batches(steps)
         log(f"fine-tune {task} SNN ({type(snn).__name__}, thresholds {list(snn.thresholds)}) at T={steps}: "
@@ -200,30 +201,25 @@ class Context:
 # ============================================================================ evaluation
 
 @torch.no_grad()
-def prefix_outputs(snn: SpikingUNet, x: torch.Tensor, steps: Iterable[int]) -> dict[int, torch.Tensor]:
+def prefix_outputs(snn: SpikingNetwork, x: torch.Tensor, steps: Iterable[int]) -> dict[int, torch.Tensor]:
     """The decoded output sum_t head(o(t)) / T for every T in ``steps``, read off ONE simulation of max(steps).
 
     Identical to ``snn.simulate(x, T).output`` for each T (the membranes start at 0 either way; the
     tests check it): the sweep costs max(T) steps instead of sum(T).
     """
     wanted = sorted(set(int(t) for t in steps))
-    padded, (h, w) = pad_to_multiple(x, snn.config.multiple)
-    snn.reset()
-    for _, neuron in snn.neurons():
-        neuron.mode, neuron.record_flow, neuron.fire = "step", False, heaviside
+    h, w = x.shape[-2:]
     total: torch.Tensor | None = None
     outputs = {}
-    with snn.simulation_shortcuts(padded):
-        for t in range(1, wanted[-1] + 1):
-            out = snn.core(padded)
-            total = out if total is None else total + out
-            if t in wanted:
-                outputs[t] = (total / t)[..., :h, :w].clone()
+    for t, out in enumerate(snn.step_currents(x, wanted[-1], snn.new_states()), start=1):
+        total = out if total is None else total + out
+        if t in wanted:
+            outputs[t] = (total / t)[..., :h, :w].clone()
     return outputs
 
 
 def noisy_inputs(test: ImageSet, sigma: float, seed: int, crop: int) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
-    """(name, clean, noisy) per test image, exactly as ``toolchain.tasks.evaluate_denoise`` draws them."""
+    """(name, clean, noisy) per test image, exactly as ``toolchain.tasks.sampling.evaluate_denoise`` draws them."""
     rows = []
     for k, (name, image) in enumerate(zip(test.names, test.images)):
         clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
@@ -240,12 +236,12 @@ def _groups(items: list[tuple[Any, torch.Tensor]]) -> list[tuple[list[Any], torc
     return [([k for k, _ in group], torch.cat([t for _, t in group])) for group in by_shape.values()]
 
 
-def model_outputs(model: UNet | SpikingUNet, inputs: list[tuple[Any, torch.Tensor]],
+def model_outputs(model: UNet | SpikingNetwork, inputs: list[tuple[Any, torch.Tensor]],
                   steps: Sequence[int]) -> dict[int, dict[Any, torch.Tensor]]:
     """Outputs per T (an ANN: the key 1 only) per input key; inputs of one shape run as one batch."""
     result: dict[int, dict[Any, torch.Tensor]] = {}
     for keys, batch in _groups(inputs):
-        if isinstance(model, SpikingUNet):
+        if isinstance(model, SpikingNetwork):
             per_t = prefix_outputs(model, batch, steps)
         else:
             with torch.no_grad():
@@ -256,7 +252,7 @@ def model_outputs(model: UNet | SpikingUNet, inputs: list[tuple[Any, torch.Tenso
     return result
 
 
-def evaluate_denoise_sweep(model: UNet | SpikingUNet, test: ImageSet, sigmas: Sequence[float], seed: int, crop: int,
+def evaluate_denoise_sweep(model: UNet | SpikingNetwork, test: ImageSet, sigmas: Sequence[float], seed: int, crop: int,
                            steps: Sequence[int] = (1,), ssim_steps: Sequence[int] | None = None,
                            keep: Callable[[float, str], bool] | None = None) -> dict[int, list[dict[str, Any]]]:
     """PSNR/SSIM per T and sigma, as ``evaluate_denoise`` computes them (mean over test images).
@@ -287,9 +283,9 @@ def evaluate_denoise_sweep(model: UNet | SpikingUNet, test: ImageSet, sigmas: Se
     return report
 
 
-def evaluate_segment_sweep(model: UNet | SpikingUNet, test: ImageSet, steps: Sequence[int] = (1,)) -> dict[int, dict[str, float]]:
+def evaluate_segment_sweep(model: UNet | SpikingNetwork, test: ImageSet, steps: Sequence[int] = (1,)) -> dict[int, dict[str, float]]:
     """F1 / Jaccard / accuracy (and mIoU) of argmax(logits) per T, all test pixels pooled, as
-    ``toolchain.tasks.evaluate_segment`` computes them."""
+    ``toolchain.tasks.sampling.evaluate_segment`` computes them."""
     assert test.masks is not None
     inputs = [(k, torch.from_numpy(np.ascontiguousarray(im))[None]) for k, im in enumerate(test.images)]
     outs = model_outputs(model, inputs, steps)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from toolchain.tasks import metrics
-from toolchain.verbs.deploy import profile_report
+from toolchain.verbs.hardware_report import profile_report
 from toolchain.lowering.lower import export_network
 from toolchain.verbs.fidelity import quantization_psnr
 from toolchain.lowering.quantize import QuantSettings
@@ -141,7 +141,6 @@ def run_speed(ctx: Context) -> dict[str, Any]:
     exports = []
     for side in (s.energy_side, s.crop):
         with tempfile.TemporaryDirectory() as tmp:
-            snn.reset()       # export traces the module: a membrane left from a simulation of another size breaks it
             start = time.perf_counter()
             network, _ = export_network(snn, info["spiking"], (side, side), QuantSettings(steps=s.short_t))
             quantize_s = time.perf_counter() - start

@@ -2,7 +2,7 @@
 JSON by :mod:`experiments.plots`):
 
 * paper Fig. 3: for each conv layer right after a skip concat, ANN activation vs SNN rate
-  (flow_out / T from ``SpikingUNet.run(x, T, record_flow=True)``), layer-wise vs connection-wise,
+  (flow_out / T from ``SpikingNetwork.run(x, T, record_flow=True)``), layer-wise vs connection-wise,
   with the R^2 of a linear fit;
 * firing rate per layer (spikes per neuron per step) of the converted (LW, CW) and fine-tuned SNNs;
 * an image grid: noisy / U-Net / Spiking-UNet / clean, gray and color.
@@ -26,6 +26,11 @@ POINTS = 1500
 def _after_concat(depth: int) -> list[str]:
     """Module names of the activations of the convs that read a skip concat (decoder block's first conv)."""
     return [f"ups.{i}.convs.act1" for i in range(depth)]
+
+
+def _layer_of(activation: str) -> str:
+    """The layer (named after its synapse) whose neurons an activation module of the U-Net is."""
+    return activation.replace(".act1", ".conv1")
 
 
 def linear_fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -58,12 +63,11 @@ def activation_vs_rate(ctx: Context, steps: int) -> dict[str, Any]:
     for norm in ("layer", "connection"):
         snn, info = ctx.snn("gray", norm)
         log(f"figures: activation vs spike rate, {norm}-wise, T={steps}")
-        snn.run(x, steps, record_flow=True)
-        neurons = dict(snn.neurons())
+        states = snn.run(x, steps, record_flow=True).states
         per_layer = {}
         for n in names:
             act = captured[n].reshape(-1).numpy()
-            rate = (neurons[n].flow_out / steps).reshape(-1).numpy()
+            rate = (states[_layer_of(n)].flow_out / steps).reshape(-1).numpy()
             pick = rng.choice(act.size, size=min(POINTS, act.size), replace=False)
             per_layer[n] = {"fit": linear_fit(act, rate), "ann": np.round(act[pick], 4).tolist(),
                             "rate": np.round(rate[pick], 4).tolist()}
@@ -75,11 +79,12 @@ def activation_vs_rate(ctx: Context, steps: int) -> dict[str, Any]:
 def concat_scales(ann: Any, lambdas: dict[str, float], shape: tuple[int, ...]) -> list[dict[str, Any]]:
     """Per skip concat: the lambda (99.9th percentile) of each part, of the concatenation, of the layer after it."""
     from toolchain.frontend.trace import trace_network
+    from toolchain.ir import Concat
 
     network = trace_network(ann.core, shape)
     rows = []
     for layer in network:
-        if layer.kind == "concat":
+        if isinstance(layer, Concat):
             consumer = next(l for l in network if l.inputs and l.inputs[0] == layer.name)
             rows.append({"concat": layer.name, "parts": {p: lambdas[p] for p in layer.inputs},
                          "lambda_concat": lambdas[layer.name], "consumer": consumer.name,

@@ -10,19 +10,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.snn import SpikingNetwork
 from toolchain.tasks.sampling import Sampler
 from toolchain.frontend.training import bptt_forward, fit, train_ann
 from toolchain.frontend.unet import UNet
-from toolchain.verbs.workflows import seeded
+from toolchain.verbs.source import seeded
 
 from .common import IF1, Context, evaluate_denoise_sweep, log, noisy_inputs
-from .variants import NEURONS, NeuronSpec, VariantSpikingUNet, fold_real_spike_scales, spec_for
+from .variants import NEURONS, NeuronSpec, fold_real_spike_scales, spec_for, variant_snn, with_neurons
 
 DT_NEURONS = NEURONS          # every neuron is also trained directly (BPTT, surrogate gradient), as in the paper
 
 
-def spike_figures(snn: SpikingUNet, x: torch.Tensor, steps: int) -> dict[str, float]:
+def spike_figures(snn: SpikingNetwork, x: torch.Tensor, steps: int) -> dict[str, float]:
     """Spikes per inference and the mean firing rate (spikes per neuron per step) on one input."""
     stats = snn.simulate(x, steps).stats
     spikes = sum(st.spikes for st in stats)
@@ -31,28 +31,28 @@ def spike_figures(snn: SpikingUNet, x: torch.Tensor, steps: int) -> dict[str, fl
             "pixels": int(x[0, 0].numel())}
 
 
-def _converted(ctx: Context, name: str) -> SpikingUNet:
+def _converted(ctx: Context, name: str) -> SpikingNetwork:
     spec = spec_for(name)
     if spec.kind == "mt":
         return ctx.snn("gray", thresholds=spec.thresholds)[0]
-    return VariantSpikingUNet.from_snn(ctx.convert("gray", thresholds=IF1)[0], spec)
+    return with_neurons(ctx.convert("gray", thresholds=IF1)[0], spec)
 
 
-def _finetuned(ctx: Context, name: str, steps: int) -> tuple[SpikingUNet, dict[str, Any]]:
+def _finetuned(ctx: Context, name: str, steps: int) -> tuple[SpikingNetwork, dict[str, Any]]:
     spec = spec_for(name)
     if spec.kind == "mt":
         snn, info = ctx.snn("gray", thresholds=spec.thresholds, finetune_steps=steps)
         return snn, info["finetune"]
-    snn = VariantSpikingUNet.from_snn(ctx.convert("gray", thresholds=IF1)[0], spec)
+    snn = with_neurons(ctx.convert("gray", thresholds=IF1)[0], spec)
     return snn, ctx.finetune(snn, "gray", steps)
 
 
-def _direct(ctx: Context, spec: NeuronSpec) -> tuple[SpikingUNet, dict[str, Any]]:
+def _direct(ctx: Context, spec: NeuronSpec) -> tuple[SpikingNetwork, dict[str, Any]]:
     """A fresh (randomly initialised) Spiking-UNet trained by BPTT with the surrogate spike gradient."""
     s = ctx.settings
     ann, _ = ctx.ann("gray")
     torch.manual_seed(s.seed + 7)
-    snn = VariantSpikingUNet(ann.config, spec)
+    snn = variant_snn(ann.config, spec)
     rng, gen = seeded(s.seed + 2)
     sampler = Sampler("denoise", ctx.data("gray")[0], s.dt_patch, s.dt_batch, rng, gen)
     log(f"direct training (BPTT, surrogate gradient) of {spec.describe()} at T={s.dt_steps}: "

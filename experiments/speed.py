@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.snn import SpikingNetwork
+from toolchain.vocab import StepKernel
 
 
 @dataclass(frozen=True)
@@ -60,25 +61,22 @@ def _seconds(fn: Callable[[], Any]) -> float:
 
 
 @torch.no_grad()
-def time_snn_vs_ann(ann: nn.Module, snn: SpikingUNet, x: torch.Tensor,
+def time_snn_vs_ann(ann: nn.Module, snn: SpikingNetwork, x: torch.Tensor,
                     settings: Sequence[tuple[int, int, bool]], repetitions: int = 3) -> list[SpeedRow]:
-    """One :class:`SpeedRow` per (T, torch threads, fused) setting; threads and kernel choice are restored."""
+    """One :class:`SpeedRow` per (T, torch threads, fused) setting; the thread count is restored."""
     threads = torch.get_num_threads()
-    kernel_choice = [neuron.fused for _, neuron in snn.neurons()]
     ann(x)
     snn.simulate(x, 2)                 # warm-up: allocations and the kernel's first (JIT) call
     rows = []
     try:
         for steps, n_threads, fused in settings:
             torch.set_num_threads(n_threads)
-            snn.use_fused_kernel(fused)
+            kernel: StepKernel = "fused" if fused else "reference"
             ann_times, snn_times = [], []
             for _ in range(max(1, repetitions)):
                 ann_times.append(_seconds(lambda: [ann(x) for _ in range(steps)]) / steps)
-                snn_times.append(_seconds(lambda: snn.simulate(x, steps)))
+                snn_times.append(_seconds(lambda: snn.simulate(x, steps, kernel=kernel)))
             rows.append(SpeedRow(steps, n_threads, fused, ann_times, snn_times))
     finally:
         torch.set_num_threads(threads)
-        for (_, neuron), choice in zip(snn.neurons(), kernel_choice):
-            neuron.fused = choice
     return rows

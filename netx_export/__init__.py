@@ -8,8 +8,6 @@ strictly sequential, CUBA neurons) into a physical-time network (:mod:`netx_expo
 :func:`write_netx_compatible` writes a purely sequential network as a stock netx file (CUBA
 approximation of the SNN, :mod:`netx_export.compat`).
 """
-from toolchain.lowering.lower import FORMAT_VERSION
-
 from netx_export.compat import write_netx_compatible
 from netx_export.reader import read_network
 from netx_export.stock import read_netx

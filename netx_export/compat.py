@@ -53,11 +53,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from toolchain.files import atomic_path
 from toolchain.errors import ExportError, NetFileError
-from toolchain.lowering.fixed_point import IMAGE_LEVELS, Overflow, bias_value, round_half_away
-from toolchain.ir.graph import Layer, Network, pair
-from toolchain.simulators.reference import image_levels, static_current
+from toolchain.files import atomic_path
+from toolchain.ir import Accumulator, Conv, Input, MultiThreshold, QuantizedNetwork, SynapticLayer
+from toolchain.ir.limits import IMAGE_LEVELS
+from toolchain.lowering.fixed_point import Overflow, bias_value, round_half_away
+from toolchain.simulators.kernels import fixed, image_levels, static_current
 
 from netx_export.stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
 from netx_export.writer import _create_file, _create_group, _put
@@ -110,42 +111,40 @@ class CompatReport:
                 "layers": [p.to_dict() for p in self.layers]}
 
 
-def _check_sequential(network: Network) -> list[Layer]:
-    if not isinstance(network, Network) or not network.quantized:
+def _check_sequential(network: QuantizedNetwork) -> list[Conv]:
+    if not isinstance(network, QuantizedNetwork):
         raise ExportError("only quantized networks can be written (export first)")
     layers = network.layers
-    if not layers or layers[0].kind != "input":
+    if not layers or not isinstance(layers[0], Input):
         raise ExportError("the network must start with its input layer")
-    chain = []
+    chain: list[Conv] = []
     for prev, layer in zip(layers, layers[1:]):
-        if layer.kind != "conv":
+        if not isinstance(layer, Conv):
             raise ExportError(f"layer {layer.name} ({layer.kind}) has no stock netx equivalent; {BACKEND_HINT}")
         if layer.inputs != (prev.name,):
             raise ExportError(f"layer {layer.name} is not fed by the layer before it ({', '.join(layer.inputs)}): "
                               f"stock netx networks are sequential; {BACKEND_HINT}")
-        if layer.static != (prev.kind == "input"):
+        if layer.static != isinstance(prev, Input):
             raise ExportError(f"layer {layer.name}: only the first convolution may be the static layer")
-    for layer in layers[1:]:            # structure first: a U-Net is named by its pool / concat
+        chain.append(layer)
+    for layer in chain:                 # structure first: a U-Net is named by its pool / concat
         neuron = layer.neuron
-        assert neuron is not None
-        last = layer is layers[-1]
-        if neuron.kind == "ACC" and not last:
+        if isinstance(neuron, Accumulator) and layer is not layers[-1]:
             raise ExportError(f"layer {layer.name}: an ACC layer must be the output")
-        if neuron.kind == "MT" and len(neuron.thresholds) != 1:
+        if isinstance(neuron, MultiThreshold) and len(neuron.thresholds) != 1:
             raise ExportError(f"layer {layer.name}: MT neurons with {len(neuron.thresholds)} thresholds have no "
                               f"stock netx equivalent (CUBA neurons have one threshold); {BACKEND_HINT}")
-        if neuron.kind not in ("MT", "ACC"):
-            raise ExportError(f"layer {layer.name}: {neuron.kind} neurons are not supported here")
-        if pair(layer.stride)[0] != pair(layer.stride)[1] or pair(layer.padding)[0] != pair(layer.padding)[1]:
+        if not isinstance(neuron, (MultiThreshold, Accumulator)):
+            raise ExportError(f"layer {layer.name}: {type(neuron).__name__} neurons are not supported here")
+        if layer.stride[0] != layer.stride[1] or layer.padding[0] != layer.padding[1]:
             raise ExportError(f"layer {layer.name}: only square stride / padding are supported")
-        chain.append(layer)
     if len(chain) < 2:
         raise ExportError("a stock netx network needs the static layer and at least one more convolution")
     return chain
 
 
-def _threshold(layer: Layer) -> int:
-    assert layer.neuron is not None
+def _threshold(layer: SynapticLayer) -> int:
+    assert isinstance(layer.neuron, MultiThreshold)
     return int(layer.neuron.thresholds[0])
 
 
@@ -158,18 +157,18 @@ def _round_shift(values: np.ndarray, shift: int) -> tuple[np.ndarray, int]:
     return out, int(np.count_nonzero(out * (1 << shift) != values))
 
 
-def _static_peak(layer: Layer) -> float:
+def _static_peak(layer: Conv) -> float:
     """The largest |static current| an image in [0, 1] (pixel levels 0..255) can give the first layer."""
-    assert layer.weight is not None and layer.bias is not None and layer.bias_exp is not None
-    (exp,) = layer.weight_exp
-    w = np.asarray(layer.weight, dtype=np.float64).reshape(layer.weight.shape[0], -1) * 2.0 ** exp
-    b = bias_value(layer.bias, layer.bias_exp).reshape(-1).astype(np.float64)
+    syn = fixed(layer)
+    (exp,) = syn.weight_exp
+    w = np.asarray(syn.weight, dtype=np.float64).reshape(syn.weight.shape[0], -1) * 2.0 ** exp
+    b = bias_value(syn.bias, syn.bias_exp).reshape(-1).astype(np.float64)
     hi = IMAGE_LEVELS * np.clip(w, 0, None).sum(axis=1) + b
     lo = IMAGE_LEVELS * np.clip(w, None, 0).sum(axis=1) + b
     return float(np.maximum(np.abs(hi), np.abs(lo)).max(initial=0.0))
 
 
-def plan_netx_compatible(network: Network) -> CompatReport:
+def plan_netx_compatible(network: QuantizedNetwork) -> CompatReport:
     """The integer file contents for a supported network (ExportError naming the layer otherwise)."""
     chain = _check_sequential(network)
     report = CompatReport(None, latency=len(chain) - 1)
@@ -181,19 +180,19 @@ def plan_netx_compatible(network: Network) -> CompatReport:
         s0 += 1
     report.layers.append(LayerPlan(first.name, 0, s0, vth=theta0 >> s0, vth_exact=theta0 % (1 << s0) == 0))
     for index, layer in enumerate(chain[1:], start=1):
-        assert layer.weight is not None and layer.bias is not None and layer.bias_exp is not None
-        (exp,) = layer.weight_exp
-        output = layer.neuron.kind == "ACC"  # type: ignore[union-attr]
+        syn = fixed(layer)
+        (exp,) = syn.weight_exp
+        output = isinstance(layer.neuron, Accumulator)
         j = 0
         if not output:
             theta = _threshold(layer)
             while (theta >> max(exp + j, 0)) > VTH_MAX:
                 j += 1
         k = exp + j
-        weight, w_rounded = _round_shift(layer.weight, j)
+        weight, w_rounded = _round_shift(syn.weight, j)
         if weight.size and (weight.min() < WEIGHT_MIN or weight.max() > WEIGHT_MAX):
             raise ExportError(f"layer {layer.name}: weights {weight.min()}..{weight.max()} do not fit 8 bits")
-        bias, b_rounded = _round_shift(bias_value(layer.bias, layer.bias_exp).reshape(-1), k)
+        bias, b_rounded = _round_shift(bias_value(syn.bias, syn.bias_exp).reshape(-1), k)
         clipped = int(np.count_nonzero((bias < BIAS_MIN) | (bias > BIAS_MAX)))
         plan = LayerPlan(layer.name, index, k, j, weight=weight, bias=np.clip(bias, BIAS_MIN, BIAS_MAX),
                          weights_rounded=w_rounded, biases_rounded=b_rounded, biases_clipped=clipped,
@@ -208,29 +207,31 @@ def plan_netx_compatible(network: Network) -> CompatReport:
     return report
 
 
-def netx_input_bias(network: Network, images: np.ndarray) -> np.ndarray:
+def netx_input_bias(network: QuantizedNetwork, images: np.ndarray) -> np.ndarray:
     """The input layer's bias mantissas (N, C0, H, W) for float images (N, C, H, W) in [0, 1].
 
-    The static layer's current (:func:`toolchain.refsim.static_current`, as the reference simulator
+    The static layer's current (:func:`toolchain.simulators.kernels.static_current`, as the reference simulator
     computes it from the pixel levels round(255 x)) divided by 2**s0, rounded, clipped to the 13-bit
     bias range (reached only by images outside [0, 1]; Lava stores ``bias_mant`` as int16 and
     would wrap larger values).
     """
     plan = plan_netx_compatible(network)
     first = network[plan.layers[0].name]
+    assert isinstance(first, Conv)
     current = static_current(first, image_levels(np.asarray(images)), Overflow()).numpy()
     bias, _ = _round_shift(current, plan.layers[0].shift)
     return np.clip(bias, BIAS_MIN, BIAS_MAX)
 
 
-def decode_output(network: Network, v_final: np.ndarray, steps: int) -> np.ndarray:
+def decode_output(network: QuantizedNetwork, v_final: np.ndarray, steps: int) -> np.ndarray:
     """The decoded output A / (unit * T) from the output layer's final CUBA ``v`` after T logical steps."""
     plan = plan_netx_compatible(network)
     out = plan.layers[-1]
     if not out.output:
         raise ExportError("the network's output is a spiking layer, not an accumulator")
     acc = (np.asarray(v_final, dtype=np.int64) >> 6).astype(np.float64) * 2.0 ** out.shift
-    return acc / (network.output.unit * steps)
+    assert isinstance(network.output, SynapticLayer)
+    return acc / (fixed(network.output).unit * steps)
 
 
 def _text(group: h5py.Group, key: str, text: str) -> None:
@@ -245,7 +246,7 @@ def _neuron(group: h5py.Group, vth: int) -> None:
         _put(neuron, key, np.array(value, dtype=np.int64))
 
 
-def write_netx_compatible(network: Network, path: str | os.PathLike[str]) -> CompatReport:
+def write_netx_compatible(network: QuantizedNetwork, path: str | os.PathLike[str]) -> CompatReport:
     """Write a sequential quantized network as a stock netx ``.net`` file (see the module docstring).
 
     Returns the :class:`CompatReport` (shifts, thresholds, rounding counts, ``latency``). Raises
@@ -258,7 +259,7 @@ def write_netx_compatible(network: Network, path: str | os.PathLike[str]) -> Com
         raise ExportError(f"cannot write {target} as a stock netx file: {exc}") from exc
     report.path = target
     chain = [network[p.name] for p in report.layers]
-    steps = int(network.meta.get("steps", 1) or 1)
+    steps = int(network.meta.steps or 1)
     with atomic_path(target) as tmp:
         with _create_file(tmp) as f:
             layers_group = _create_group(f, "layer")
@@ -275,8 +276,9 @@ def write_netx_compatible(network: Network, path: str | os.PathLike[str]) -> Com
                 _put(g, "inChannels", np.array(plan.weight.shape[1], dtype=np.int64))
                 _put(g, "outChannels", np.array(plan.weight.shape[0], dtype=np.int64))
                 _put(g, "kernelSize", np.array(plan.weight.shape[2:], dtype=np.int64))
-                _put(g, "stride", np.array(pair(layer.stride), dtype=np.int64))
-                _put(g, "padding", np.array(pair(layer.padding), dtype=np.int64))
+                assert isinstance(layer, Conv)
+                _put(g, "stride", np.array(layer.stride, dtype=np.int64))
+                _put(g, "padding", np.array(layer.padding, dtype=np.int64))
                 _put(g, "dilation", np.array([1, 1], dtype=np.int64))
                 _put(g, "groups", np.array(1, dtype=np.int64))
             sim = _create_group(f, "simulation")

@@ -5,16 +5,16 @@ Writer and reader both work from these tables, so a key is spelled, typed and re
 File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
 
     format         str    "spiking-unet-netx"                                  *
-    formatVersion  int    toolchain.export.FORMAT_VERSION                      *
+    formatVersion  int    FORMAT_VERSION (this module)                         *
     meta/json      str    Network.meta as JSON (sort_keys)                     *
     layer/<i>/     one group per layer, i = 0..L-1 in topological order
         type       str    input | conv | convT | pool | concat
         name       str    our layer name                                       *
         shape      ints   (C, H, W): netx reads it reversed, as (x, y, z) = (W, H, C)
         inputs     ints   indices of the source layers (netx wires i-1 -> i)   *
-        depth      int    latency depth (graph.assign_depths)                  *
+        depth      int    latency depth (toolchain.ir.assign_depths)           *
         unit       float  integer membrane units per 1.0 of the float SNN      *
-        source     str    JSON of Layer.source (only when non-empty)           *
+        source     str    JSON of the layer's LayerSource (only when non-empty) *
       conv / convT / pool:
         inChannels outChannels groups (=1)                  int
         kernelSize stride padding dilation (=1) [outputPadding*, convT]   ints (y, x)
@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_NAME = "spiking-unet-netx"
+FORMAT_VERSION = 1          # the newest version this toolchain writes and reads
 FORMAT_KEY = "format"
 VERSION_KEY = "formatVersion"
 META_GROUP = "meta"
@@ -89,7 +90,7 @@ NEURON_REQUIRED: dict[str, tuple[str, ...]] = {
     "ACC": ("type", "iDecay", "vDecay", "refDelay", "gradedSpike", "messageBits", "compartments"),
 }
 
-# In-memory dtypes of the IR's arrays (what toolchain.quantize produces).
+# In-memory dtypes of the IR's arrays (what toolchain.lowering.quantize produces).
 MEMORY_DTYPE: dict[str, type] = {"weight": np.int32, "bias": np.int64, "biasExp": np.int64}
 
 # netx CUBA parameters of an integrate-and-fire neuron: current fully replaced every step

@@ -9,14 +9,14 @@ naming the layer and the unsupported type: ``pool``, ``convT``, ``unpool``, ``av
 ``concat`` (netx raises NotImplementedError for them too), ``dense_rec`` / ``dense_comp``,
 ``SDNN`` / ``RF*`` neurons, graded spikes, synaptic ``delay`` arrays, dilation or groups != 1.
 
-Mapping (netx's ``get_neuron_params`` and blocks): CUBA -> :class:`NeuronSpec` ``("CUBA", vth=vThMant,
+Mapping (netx's ``get_neuron_params`` and blocks): CUBA -> :class:`~toolchain.ir.Cuba` ``(vth=vThMant,
 du=iDecay-1, dv=vDecay, bias_exp=6)``; a dense layer without a ``neuron`` group gets netx's
 default (iDecay 0, vDecay 4096, vThMant 1 << 17). File shapes are (C, H, W) (netx reverses them
 into (x, y, z)); conv weights are torch's (out, in, kH, kW) layout; ``stride`` / ``padding`` are
 (H, W) pairs. Weights and biases are kept as the file's integers: the quirks Lava applies to them
 (Conv ignores any exponent, Dense re-scales and truncates via ``optimize_weight_bits``) are the
 simulator's business (:mod:`toolchain.refsim_physical`). The input layer's ``weight`` / ``bias``
-(a host-side transform netx stores but never applies) are recorded in ``Layer.source``; its
+(a host-side transform netx stores but never applies) are recorded in the layer's source; its
 neurons are driven by a per-neuron bias mantissa (the image) given at run time.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from toolchain.errors import NetFileError
-from toolchain.ir.graph import Layer, Network, NeuronSpec
+from toolchain.ir import Conv, Cuba, Dense, Flatten, Input, Layer, LayerSource, StockMeta, StockNetwork, StockSynapses
 
 from netx_export.fields import one_line
 
@@ -78,7 +78,7 @@ def _pair(group: h5py.Group, key: str, where: str, default: int) -> tuple[int, i
     return int(value[0]), int(value[1])
 
 
-def _neuron(group: h5py.Group | None, where: str) -> NeuronSpec:
+def _neuron(group: h5py.Group | None, where: str) -> Cuba:
     cfg: Any = group if group is not None else DEFAULT_DENSE_NEURON
     kind = _text(cfg["type"])
     if kind not in SUPPORTED_NEURONS:
@@ -95,8 +95,7 @@ def _neuron(group: h5py.Group | None, where: str) -> NeuronSpec:
         raise NetFileError(f"{where}: iDecay / vDecay must be in 0..4096, got {values['iDecay']}, {values['vDecay']}")
     if not 0 <= values["vThMant"] < 1 << 18:
         raise NetFileError(f"{where}: vThMant {values['vThMant']} is outside 0..{(1 << 18) - 1}")
-    return NeuronSpec("CUBA", vth=values["vThMant"], du=values["iDecay"] - 1, dv=values["vDecay"],
-                      bias_exp=STOCK_BIAS_EXP)
+    return Cuba(vth=values["vThMant"], du=values["iDecay"] - 1, dv=values["vDecay"], bias_exp=STOCK_BIAS_EXP)
 
 
 def _shape(group: h5py.Group, where: str) -> tuple[int, int, int]:
@@ -126,7 +125,7 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
     shape = _shape(group, f"{where} ({kind})")
     name = f"{kind}{index}"
     depth = 0 if prev is None else prev.depth + (kind != "flatten")
-    common: dict[str, Any] = {"name": name, "kind": kind, "shape": shape, "depth": depth,
+    common: dict[str, Any] = {"name": name, "shape": shape, "depth": depth,
                               "inputs": () if prev is None else (prev.name,)}
     if kind == "input":
         if prev is not None:
@@ -135,14 +134,14 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
             raise NetFileError(f"{where}: an input layer without a neuron is not supported "
                                "(spikes fed straight into layer 1)")
         source = {k: float(np.asarray(group[k][()]).reshape(-1)[0]) for k in ("weight", "bias") if k in group}
-        return Layer(**common, neuron=_neuron(group["neuron"], where), source=source)
+        return Input(**common, neuron=_neuron(group["neuron"], where), source=LayerSource.from_dict(source))
     if prev is None:
         raise NetFileError(f"{where}: layer 0 must be an input layer, got {kind!r}")
     if kind == "flatten":
         c, h, w = prev.shape
         if shape[0] * shape[1] * shape[2] != c * h * w:
             raise NetFileError(f"{where}: flatten shape {shape} does not hold the {prev.shape} of layer {index - 1}")
-        return Layer(**{**common, "shape": (c * h * w, 1, 1)})
+        return Flatten(**{**common, "shape": (c * h * w, 1, 1)})
     neuron = _neuron(group["neuron"] if "neuron" in group else None, where)
     if "weight" not in group:
         raise NetFileError(f"{where} ({kind}): missing required key 'weight'")
@@ -152,12 +151,12 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
     c_in = prev.shape[0] * prev.shape[1] * prev.shape[2]
     if kind == "dense":
         c_out = shape[0] * shape[1] * shape[2]
-        if prev.kind == "conv" or prev.shape[1:] != (1, 1):
+        if isinstance(prev, Conv) or prev.shape[1:] != (1, 1):
             raise NetFileError(f"{where}: a dense layer needs a flat (C, 1, 1) source, got {prev.shape}")
         if weight.size != c_out * c_in:
             raise NetFileError(f"{where}: 'weight' has {weight.size} entries, expected {c_out} x {c_in}")
-        return Layer(**{**common, "shape": (c_out, 1, 1)}, neuron=neuron,
-                     weight=weight.reshape(c_out, c_in).astype(np.int32), bias=_bias(group, where, c_out))
+        return Dense(**{**common, "shape": (c_out, 1, 1)}, neuron=neuron,
+                     synapses=StockSynapses(weight.reshape(c_out, c_in).astype(np.int32), _bias(group, where, c_out)))
     if kind != "conv":
         raise NetFileError(f"{where}: layer type {kind!r} is not supported")
     weight = weight.reshape(weight.shape[:4]) if weight.ndim == 5 else weight
@@ -175,13 +174,11 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
     if expected != (h, w):
         raise NetFileError(f"{where}: shape {h}x{w} does not follow from the {prev.shape[1]}x{prev.shape[2]} "
                            f"input (expected {expected[0]}x{expected[1]})")
-    return Layer(**common, neuron=neuron, weight=weight.astype(np.int32), bias=_bias(group, where, c_out),
-                 kernel=int(kh) if kh == kw else (int(kh), int(kw)),  # type: ignore[arg-type]
-                 stride=stride if stride[0] != stride[1] else stride[0],  # type: ignore[arg-type]
-                 padding=padding if padding[0] != padding[1] else padding[0])  # type: ignore[arg-type]
+    return Conv(**common, neuron=neuron, synapses=StockSynapses(weight.astype(np.int32), _bias(group, where, c_out)),
+                kernel=(int(kh), int(kw)), stride=stride, padding=padding)
 
 
-def parse_stock(f: h5py.File, num_layers: int | None = None) -> Network:
+def parse_stock(f: h5py.File, num_layers: int | None = None, path: str | None = None) -> StockNetwork:
     """Parse an open stock netx file (see the module docstring); ``num_layers`` keeps the first ones only."""
     if "format" in f or "formatVersion" in f:
         raise NetFileError("this is a spiking-unet-netx file, not a stock netx file: use read_network")
@@ -205,15 +202,13 @@ def parse_stock(f: h5py.File, num_layers: int | None = None) -> Network:
     layers: list[Layer] = []
     for i in range(count):
         layers.append(_layer(group[str(i)], i, layers[-1] if layers else None))
-    meta: dict[str, Any] = {"stock": True}
-    if "simulation" in f:
-        meta.update({k: int(np.asarray(f["simulation"][k][()]).reshape(-1)[0]) for k in ("Ts", "tSample")
-                     if k in f["simulation"]})
-    return Network(layers, meta, quantized=True)
+    simulation = {k: int(np.asarray(f["simulation"][k][()]).reshape(-1)[0]) for k in ("Ts", "tSample")
+                  if "simulation" in f and k in f["simulation"]}
+    return StockNetwork(tuple(layers), StockMeta(simulation.get("Ts"), simulation.get("tSample"), path))
 
 
-def read_netx(path: str | os.PathLike[str], num_layers: int | None = None) -> Network:
-    """Read a stock netx ``.net`` file into a CUBA :class:`Network` (physical-time semantics).
+def read_netx(path: str | os.PathLike[str], num_layers: int | None = None) -> StockNetwork:
+    """Read a stock netx ``.net`` file into a :class:`~toolchain.ir.StockNetwork` (physical-time semantics).
 
     Every problem, including an unsupported layer or neuron type, is a one-line NetFileError.
     """
@@ -222,7 +217,7 @@ def read_netx(path: str | os.PathLike[str], num_layers: int | None = None) -> Ne
         raise NetFileError(f"{path}: no such file")
     try:
         with h5py.File(path, "r") as f:
-            return parse_stock(f, num_layers)
+            return parse_stock(f, num_layers, str(path))
     except NetFileError as exc:
         raise NetFileError(one_line(f"{path}: {exc}")) from exc
     except (KeyError, TypeError, ValueError, IndexError, OSError, AttributeError, UnicodeError) as exc:

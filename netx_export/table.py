@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toolchain.ir.graph import Layer, Network
+from toolchain.ir import Concat, Conv, ConvTranspose, FixedSynapses, Layer, Network, SpatialLayer, SumPool, SynapticLayer
 from toolchain.lowering.quantize import LayerQuantReport
 
 COLUMNS = ("index", "name", "type", "shape", "neurons", "synapses", "nonzero", "weight_exp", "depth",
@@ -24,10 +24,10 @@ HEADERS = {"index": "#", "name": "layer", "type": "type", "shape": "CxHxW", "neu
            "delays": "delays", "clipped_weights": "clip_w", "clipped_biases": "clip_b"}
 
 
-def _taps(layer: Layer, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int) -> int:
+def _taps(layer: SpatialLayer, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int) -> int:
     """Sum over the layer's output of the synaptic taps landing on real input pixels, for ``kernel``."""
     ones = torch.ones((1, channels_in, *in_hw), dtype=torch.float64)
-    if layer.kind == "conv":
+    if isinstance(layer, Conv):
         out = F.conv2d(ones, kernel, stride=layer.stride, padding=layer.padding)
     else:
         out = F.conv_transpose2d(ones, kernel, stride=layer.stride, padding=layer.padding,
@@ -37,19 +37,18 @@ def _taps(layer: Layer, in_hw: tuple[int, int], kernel: torch.Tensor, channels_i
 
 def synapse_counts(network: Network, layer: Layer) -> tuple[int, int]:
     """(all connections, connections with a nonzero weight) of one layer; (0, 0) without synapses."""
-    if layer.neuron is None or layer.kind in ("input", "concat"):
+    if not isinstance(layer, SynapticLayer):
         return 0, 0
-    src = network[layer.inputs[0]]
+    src = network[layer.source_name]
     c_in, in_h, in_w = src.shape
     c_out, out_h, out_w = layer.shape
-    if layer.kind == "pool":
-        dense = c_out * out_h * out_w * layer.kernel ** 2
-        weight = layer.weight if layer.weight is not None else np.array([layer.pool_weight])
-        return dense, dense if np.any(np.asarray(weight) != 0) else 0
-    assert layer.weight is not None
-    k = layer.kernel
-    dense = c_in * c_out * _taps(layer, (in_h, in_w), torch.ones((1, 1, k, k), dtype=torch.float64), 1)
-    nonzero = torch.from_numpy(np.asarray(layer.weight) != 0).to(torch.float64)
+    weight = np.asarray(layer.synapses.weight)
+    if isinstance(layer, SumPool):
+        dense = c_out * out_h * out_w * layer.kernel[0] * layer.kernel[1]
+        return dense, dense if np.any(weight != 0) else 0
+    assert isinstance(layer, (Conv, ConvTranspose))
+    dense = c_in * c_out * _taps(layer, (in_h, in_w), torch.ones((1, 1, *layer.kernel), dtype=torch.float64), 1)
+    nonzero = torch.from_numpy(weight != 0).to(torch.float64)
     return dense, _taps(layer, (in_h, in_w), nonzero, c_in)
 
 
@@ -68,8 +67,10 @@ def layer_table(network: Network, reports: Sequence[LayerQuantReport] | None = N
         rows.append({
             "index": index, "name": layer.name, "type": layer.kind,
             "shape": "x".join(str(s) for s in layer.shape), "neurons": layer.neurons,
-            "synapses": synapses, "nonzero": nonzero, "weight_exp": _join(layer.weight_exp),
-            "depth": layer.depth, "delays": _join(layer.delays),
+            "synapses": synapses, "nonzero": nonzero,
+            "weight_exp": _join(layer.synapses.weight_exp) if isinstance(layer, SynapticLayer)
+            and isinstance(layer.synapses, FixedSynapses) else "",
+            "depth": layer.depth, "delays": _join(layer.delays) if isinstance(layer, Concat) else "",
             "clipped_weights": report.weight_overflow.count if report else None,
             "clipped_biases": report.bias_overflow.count if report else None,
         })

@@ -17,10 +17,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from toolchain.files import atomic_path
 from toolchain.errors import ExportError, NetFileError
-from toolchain.lowering.lower import FORMAT_VERSION
-from toolchain.ir.graph import Layer, Network
+from toolchain.files import atomic_path
+from toolchain.ir import (Accumulator, Concat, ConvTranspose, FixedSynapses, Layer, QuantizedNetwork, SumPool,
+                          SynapticLayer, validate)
 
 from netx_export import schema
 from netx_export.reader import parse_file
@@ -53,7 +53,7 @@ def _encode(kind: str, key: str, value: Any, where: str) -> np.ndarray:
             raise ExportError(f"{where}: {key} must be a string without NUL characters, got {text!r}")
         return np.array([text.encode("utf-8")])   # dtype S<n>, shape (1,): slayer's convention
     if kind == PAIR:
-        value = [value, value]
+        value = list(value) if isinstance(value, (tuple, list)) else [value, value]
     array = np.asarray(value)
     if kind == FLOAT:
         if array.shape != () or array.dtype.kind not in "iuf":
@@ -68,12 +68,11 @@ def _encode(kind: str, key: str, value: Any, where: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _neuron_entries(network: Network, layer: Layer) -> list[Entry]:
-    assert layer.neuron is not None
-    graded = network.meta.get("lowering", "compartments") == "graded"
+def _neuron_entries(network: QuantizedNetwork, layer: SynapticLayer) -> list[Entry]:
+    graded = network.lowering == "graded"
     prefix = schema.NEURON_GROUP + "/"
     common = [("iDecay", schema.I_DECAY_FULL), ("vDecay", schema.V_DECAY_NONE)]
-    if layer.neuron.kind == "ACC":
+    if isinstance(layer.neuron, Accumulator):
         entries = [("type", "ACC"), *common, ("refDelay", schema.REF_DELAY), ("gradedSpike", 0),
                    ("messageBits", 0), ("compartments", 1)]
     else:
@@ -86,35 +85,34 @@ def _neuron_entries(network: Network, layer: Layer) -> list[Entry]:
     return [(prefix + key, value) for key, value in entries]
 
 
-def layer_entries(network: Network, layer: Layer) -> list[Entry]:
+def layer_entries(network: QuantizedNetwork, layer: Layer) -> list[Entry]:
     """Every (key, value) of one layer's group, in the order written (see :mod:`netx_export.schema`)."""
     index = {other.name: i for i, other in enumerate(network.layers)}
-    where = f"layer {index[layer.name]} ({layer.name})"
     c, h, w = layer.shape
+    unit = layer.synapses.unit if isinstance(layer, SynapticLayer) and isinstance(layer.synapses, FixedSynapses) else 0.0
     entries: list[Entry] = [("type", layer.kind), ("name", layer.name), ("shape", (c, h, w)),
                             ("inputs", [index[s] for s in layer.inputs]), ("depth", layer.depth),
-                            ("unit", float(layer.unit))]
-    if layer.kind == "concat":
+                            ("unit", float(unit))]
+    if isinstance(layer, Concat):
         offsets = np.cumsum([0] + [network[s].shape[0] for s in layer.inputs])[:-1]
         entries += [("layers", [index[s] for s in layer.inputs]), ("delays", list(layer.delays)),
                     ("offsets", offsets)]
-    elif layer.kind in schema.SYNAPTIC_KINDS:
-        if layer.weight is None or layer.bias is None or layer.bias_exp is None or layer.neuron is None:
-            raise ExportError(f"{where}: a quantized {layer.kind} layer needs weight, bias, bias_exp and a neuron")
-        if len(layer.inputs) != 1:
-            raise ExportError(f"{where}: a {layer.kind} layer has exactly one input, got {len(layer.inputs)}")
-        entries += [("inChannels", network[layer.inputs[0]].shape[0]), ("outChannels", c),
-                    ("kernelSize", layer.kernel), ("stride", layer.stride), ("padding", layer.padding),
-                    ("dilation", 1), ("groups", 1)]
-        if layer.kind == "convT":
+    elif isinstance(layer, SynapticLayer):
+        syn = layer.synapses
+        assert isinstance(syn, FixedSynapses)
+        entries += [("inChannels", network[layer.source_name].shape[0]), ("outChannels", c),
+                    ("kernelSize", layer.kernel), ("stride", layer.stride),  # type: ignore[attr-defined]
+                    ("padding", layer.padding), ("dilation", 1), ("groups", 1)]  # type: ignore[attr-defined]
+        if isinstance(layer, ConvTranspose):
             entries.append(("outputPadding", layer.output_padding))
-        entries += [("weight", layer.weight), ("weightExp", list(layer.weight_exp)), ("bias", layer.bias),
-                    ("biasExp", layer.bias_exp), ("static", int(layer.static))]
-        if layer.kind == "pool":
+        entries += [("weight", syn.weight), ("weightExp", list(syn.weight_exp)), ("bias", syn.bias),
+                    ("biasExp", syn.bias_exp), ("static", int(getattr(layer, "static", False)))]
+        if isinstance(layer, SumPool):
             entries.append(("poolWeight", float(layer.pool_weight)))
         entries += _neuron_entries(network, layer)
-    if layer.source:
-        entries.append(("source", layer.source))
+    source = layer.source.to_dict()
+    if source:
+        entries.append(("source", source))
     return entries
 
 
@@ -143,7 +141,7 @@ def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, n
             _put(group, key, array)
 
 
-def _encoded_layer(network: Network, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
+def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
     where = f"layer {i} ({layer.name})"
     try:
         entries = layer_entries(network, layer)
@@ -165,24 +163,26 @@ def _create_file(path: Path) -> h5py.File:
     return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl))
 
 
-def write_network(network: Network, path: str | os.PathLike[str]) -> Path:
+def write_network(network: QuantizedNetwork, path: str | os.PathLike[str]) -> Path:
     """Write a quantized network to ``path`` atomically and byte-stably; returns the path.
 
-    Raises :class:`ExportError` for a float (non-quantized) network, a value the format cannot hold
-    or a network the reader would refuse (the message names the layer and key).
+    Raises :class:`ExportError` for a float (non-quantized) network, a network
+    :func:`toolchain.ir.validate` refuses, or a value the format cannot hold (the message names the
+    layer and key). The written file is read back through the reader before it replaces ``path``.
     """
     target = Path(path)
-    if not isinstance(network, Network) or not network.quantized:
+    if not isinstance(network, QuantizedNetwork):
         raise ExportError(f"cannot write {target}: only quantized networks can be written (export first)")
     try:
-        meta = _encode(JSON, "meta", dict(network.meta), "meta")
+        validate(network)
+        meta = _encode(JSON, "meta", {**network.meta.to_dict(), "format_version": schema.FORMAT_VERSION}, "meta")
         layers = [_encoded_layer(network, i, layer) for i, layer in enumerate(network.layers)]
     except ExportError as exc:
         raise ExportError(f"cannot write {target}: {exc}") from exc
     with atomic_path(target) as tmp:
         with _create_file(tmp) as f:
             _put(f, schema.FORMAT_KEY, _encode(STR, schema.FORMAT_KEY, schema.FORMAT_NAME, "root"))
-            _put(f, schema.VERSION_KEY, _encode(INT, schema.VERSION_KEY, FORMAT_VERSION, "root"))
+            _put(f, schema.VERSION_KEY, _encode(INT, schema.VERSION_KEY, schema.FORMAT_VERSION, "root"))
             _put(_create_group(f, schema.META_GROUP), schema.META_KEY, meta)
             layers_group = _create_group(f, schema.LAYER_GROUP)
             for i, entries in enumerate(layers):

@@ -13,7 +13,7 @@ from toolchain.files import atomic_path, write_bytes, write_json
 from toolchain.frontend.checkpoint import FORMAT, VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from toolchain.frontend.conversion import ConversionSettings, convert
 from toolchain.errors import CheckpointError
-from toolchain.frontend.models import ann_checkpoint, load_ann, load_any, load_snn, snn_checkpoint
+from toolchain.frontend.checkpoint import ann_checkpoint, load_ann, load_any, load_snn, snn_checkpoint
 from toolchain.frontend.unet import UNet, UNetConfig
 
 CONFIG = UNetConfig("denoise", 1, 1, width=4, depth=2)

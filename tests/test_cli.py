@@ -173,7 +173,8 @@ def test_convert_calibration_zero(denoise_chain, tmp_path, capsys):
 
 
 def test_thresholds_parser():
-    parse = cli.build_parser().parse_args
+    from toolchain.cli import build_parser
+    parse = build_parser().parse_args
     assert parse(["convert", "a", "--out", "b"]).thresholds == (2.0, 1.0, 0.5, 0.25)
     assert parse(["convert", "a", "--out", "b", "--thresholds", "4"]).thresholds == (2.0, 1.0, 0.5, 0.25)
     assert parse(["convert", "a", "--out", "b", "--thresholds", "1.0"]).thresholds == (1.0,)

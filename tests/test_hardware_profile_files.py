@@ -63,7 +63,7 @@ def test_bad_json_unknown_key_and_bad_values(tmp_path):
     path = _write(tmp_path, '{"name": "x", "kind": ')
     with pytest.raises(ProfileError, match=rf"{path}: not valid JSON"):
         load_profile(path)
-    with pytest.raises(ProfileError, match=r"--set energy\.synopp: no such key.*energy\.synop"):
+    with pytest.raises(ProfileError, match=r"override energy\.synopp: no such key.*energy\.synop"):
         load_profile("loihi2", ["energy.synopp=3"])
     with pytest.raises(ProfileError, match=r"energy\.synop: value must be positive"):
         load_profile("loihi2", ["energy.synop=-2"])

@@ -27,7 +27,7 @@ from cli_helpers import one_error_line
 from toolchain.frontend.checkpoint import FORMAT, VERSION, load_checkpoint
 from toolchain.data import folder
 from toolchain.errors import CheckpointError
-from toolchain.frontend.models import load_ann, load_any, load_snn
+from toolchain.frontend.checkpoint import load_ann, load_any, load_snn
 
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2", "--patch", "32"]
 

@@ -38,8 +38,10 @@ from typing import Any
 import torch
 
 from toolchain.files import atomic_path
-from toolchain.errors import CheckpointError
-from toolchain.frontend.unet import UNetConfig, UNetCore
+from toolchain.errors import CheckpointError, ConfigError
+from toolchain.frontend.snn import SpikingNetwork, spiking_unet
+from toolchain.frontend.unet import UNet, UNetConfig, UNetCore
+from toolchain.neuron.mt import validate_thresholds
 
 FORMAT = "spiking-unet-checkpoint"
 VERSION = 1
@@ -241,3 +243,39 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
     """``load_state_dict(strict=True)`` with shape and key mismatches reported as one line."""
     _compare_state(module.state_dict(), state, source)
     module.load_state_dict(state, strict=True)
+
+
+# ------------------------------------------------------------------------- modules from checkpoints
+
+def load_ann(path: str | os.PathLike[str]) -> tuple[UNet, Checkpoint]:
+    ckpt = load_checkpoint(path, expect_kind="ann")
+    ann = UNet(ckpt.config)
+    load_state_strict(ann.core, ckpt.state_dict, str(path))
+    ann.eval()
+    return ann, ckpt
+
+
+def load_snn(path: str | os.PathLike[str]) -> tuple[SpikingNetwork, Checkpoint]:
+    ckpt = load_checkpoint(path, expect_kind="snn")
+    try:
+        thresholds = validate_thresholds(ckpt.spiking.get("thresholds") or ())
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    snn = spiking_unet(ckpt.config, thresholds)
+    load_state_strict(snn.core, ckpt.state_dict, str(path))
+    snn.eval()
+    return snn, ckpt
+
+
+def load_any(path: str | os.PathLike[str]) -> tuple[UNet | SpikingNetwork, Checkpoint]:
+    """An ANN or an SNN, whichever the checkpoint holds."""
+    kind = load_checkpoint(path).kind
+    return load_ann(path) if kind == "ann" else load_snn(path)
+
+
+def ann_checkpoint(ann: UNet, meta: dict[str, Any]) -> Checkpoint:
+    return Checkpoint("ann", ann.config, ann.core.state_dict(), meta=meta)
+
+
+def snn_checkpoint(snn: SpikingNetwork, spiking: dict[str, Any], meta: dict[str, Any]) -> Checkpoint:
+    return Checkpoint("snn", snn.config, snn.core.state_dict(), spiking=spiking, meta=meta)

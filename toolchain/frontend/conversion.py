@@ -20,21 +20,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from toolchain.errors import ConfigError
-from toolchain.ir.graph import Layer, Network
-from toolchain.neuron.mt import validate_thresholds
-from toolchain.frontend.snn import SpikingUNet
-from toolchain.frontend.trace import trace_network
-from toolchain.frontend.unet import UNet, pad_to_multiple
-
-NORMALIZATIONS = ("layer", "connection")
+from ..errors import ConfigError
+from ..ir import Concat, Conv, FloatNetwork, MultiThreshold, SumPool, SynapticLayer
+from ..neuron.mt import validate_thresholds
+from ..vocab import NORMALIZATIONS, Normalization
+from .snn import SpikingNetwork
+from .trace import trace_network
+from .unet import UNet, pad_to_multiple
 
 
 @dataclass(frozen=True)
 class ConversionSettings:
     """How to convert: normalization kind, percentile (``None`` means the maximum) and thresholds."""
 
-    normalization: str = "connection"
+    normalization: Normalization = "connection"
     percentile: float | None = 99.9
     thresholds: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25)
 
@@ -53,18 +52,18 @@ def _scale_of(values: torch.Tensor, percentile: float | None) -> float:
 
 
 @torch.no_grad()
-def calibrate(ann: UNet, images: torch.Tensor, network: Network,
+def calibrate(ann: UNet, images: torch.Tensor, network: FloatNetwork,
               percentile: float | None) -> tuple[dict[str, float], float]:
     """lambda per neuron layer and per concat (the scale of the concatenated activation), and the
     largest |output| of the ANN on the calibration batch (the quantizer sizes the accumulator by it)."""
     modules = dict(ann.core.named_modules())
     captured: dict[str, torch.Tensor] = {}
     hooks = []
-    for layer in network.neuron_layers:
-        if layer.neuron is not None and layer.neuron.kind == "MT":
+    for layer in network.synaptic_layers:
+        if isinstance(layer.neuron, MultiThreshold) and layer.source.activation is not None:
             def hook(_m: nn.Module, _i: Any, out: torch.Tensor, name: str = layer.name) -> None:
                 captured[name] = out
-            hooks.append(modules[layer.source["activation"]].register_forward_hook(hook))
+            hooks.append(modules[layer.source.activation].register_forward_hook(hook))
     try:
         padded, _ = pad_to_multiple(images, ann.config.multiple)
         output = ann.core(padded)
@@ -73,46 +72,45 @@ def calibrate(ann: UNet, images: torch.Tensor, network: Network,
             h.remove()
     lambdas = {name: _scale_of(t, percentile) for name, t in captured.items()}
     for layer in network:
-        if layer.kind == "concat":
+        if isinstance(layer, Concat):
             joined = torch.cat([captured[s].reshape(-1) for s in layer.inputs])
             lambdas[layer.name] = _scale_of(joined, percentile)
     return lambdas, float(output.abs().max())
 
 
-def _input_scales(network: Network, layer: Layer, lambdas: dict[str, float],
-                  normalization: str) -> list[tuple[int, int, float]]:
+def _input_scales(network: FloatNetwork, layer: SynapticLayer, lambdas: dict[str, float],
+                  normalization: Normalization) -> list[tuple[int, int, float]]:
     """(channel offset, channel count, lambda_in) for each input part of a layer."""
-    if layer.static:
+    if isinstance(layer, Conv) and layer.static:
         return [(0, network.input.shape[0], 1.0)]
-    src = network[layer.inputs[0]]
-    if src.kind == "concat" and normalization == "layer":
+    src = network[layer.source_name]
+    if isinstance(src, Concat) and normalization == "layer":
         return [(0, src.shape[0], lambdas[src.name])]
     return [(offset, part.shape[0], lambdas[part.name]) for part, _, offset in network.parts(layer)]
 
 
 @torch.no_grad()
 def convert(ann: UNet, calibration: torch.Tensor,
-            settings: ConversionSettings) -> tuple[SpikingUNet, dict[str, Any]]:
+            settings: ConversionSettings) -> tuple[SpikingNetwork, dict[str, Any]]:
     """Build the normalized Spiking-UNet from a trained ANN and a calibration batch (NCHW)."""
     ann.eval()
-    shape = tuple(pad_to_multiple(calibration[:1], ann.config.multiple)[0].shape[1:])
-    network = trace_network(ann.core, shape)  # type: ignore[arg-type]
+    c, h, w = pad_to_multiple(calibration[:1], ann.config.multiple)[0].shape[1:]
+    thresholds = MultiThreshold(tuple(settings.thresholds))
+    network = trace_network(ann.core, (c, h, w), lambda _m: thresholds)
     lambdas, output_abs_max = calibrate(ann, calibration, network, settings.percentile)
 
-    snn = SpikingUNet(ann.config, settings.thresholds)
-    snn.core.load_state_dict(ann.core.state_dict())
-    modules = dict(snn.core.named_modules())
-    for layer in network.neuron_layers:
-        lam_out = lambdas[layer.name] if layer.neuron.kind == "MT" else 1.0  # type: ignore[union-attr]
-        module = modules[layer.source["synapse"]]
+    snn = SpikingNetwork(network, ann.config.multiple, config=ann.config)
+    for layer in network.synaptic_layers:
+        lam_out = lambdas[layer.name] if isinstance(layer.neuron, MultiThreshold) else 1.0
+        module = snn.core.get(layer.name)
         parts = _input_scales(network, layer, lambdas, settings.normalization)
-        if layer.kind == "pool":
+        if isinstance(layer, SumPool):
             (_, _, lam_in), = parts
             module.scale.fill_(lam_in / lam_out)
             continue
         weight = module.weight
         for offset, count, lam_in in parts:
-            if layer.kind == "conv":
+            if isinstance(layer, Conv):
                 weight[:, offset:offset + count] *= lam_in / lam_out
             else:  # convT weights are (in, out, k, k)
                 weight[offset:offset + count] *= lam_in / lam_out

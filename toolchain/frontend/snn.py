@@ -1,24 +1,40 @@
-"""The Spiking-UNet in PyTorch (float): the U-Net core with every activation an MT neuron.
+"""The Spiking-UNet in PyTorch (float): a layer graph executed step by step with explicit neuron state.
+
+:class:`SpikingNetwork` runs any float layer graph (:class:`toolchain.ir.FloatNetwork`) as an SNN:
+its synapses are torch modules (trainable; their ``state_dict`` keys are the layer names, e.g.
+``encoders.0.conv1.weight``, so for this toolchain's U-Net they are the ANN's keys), its neuron
+layers are :mod:`cells <toolchain.frontend.cells>` and every simulation owns the neuron states.
 
 Time semantics (the reference every other simulator is compared with, after the latency shift of
-:mod:`toolchain.graph`): at step t every layer integrates the spikes its sources emitted at the
+:mod:`toolchain.ir.network`): at step t every layer integrates the spikes its sources emitted at the
 same step t; the first convolution sees the raw image at every step (static coding: a constant
-current conv1(x) + b); the output layer is a non-spiking accumulator, decoded as
-sum_t head(o(t)) / T (the noise map for denoising, class logits whose argmax is the segmentation).
+current conv1(x) + b, computed once per simulation when no gradient is needed); the output layer
+is a non-spiking accumulator, decoded as sum_t head(o(t)) / T (the noise map for denoising, class
+logits whose argmax is the segmentation).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from toolchain.errors import ConfigError
-from toolchain.neuron.mt import MultiThresholdNeuron, heaviside, surrogate_heaviside, validate_thresholds
-from toolchain.frontend.unet import UNetConfig, UNetCore, pad_to_multiple
+from ..checks import check_steps
+from ..errors import ConfigError
+from ..ir import (Accumulator, Concat, Conv, ConvTranspose, FloatNetwork, FloatSynapses, Input, MultiThreshold,
+                  SumPool, SynapticLayer, resize)
+from ..neuron.mt import heaviside
+from ..neuron.surrogate import surrogate_heaviside
+from ..vocab import StepKernel
+from .cells import Cell, MTCell, NeuronState, RunOptions
+from .unet import UNetConfig, pad_to_multiple
+
+CellFactory = Callable[[SynapticLayer], Cell]
+_NO_WEIGHTS = FloatSynapses(np.zeros(0, np.float32))
 
 
 @dataclass
@@ -46,100 +62,202 @@ class SimulationResult:
     output: torch.Tensor          # sum_t head(o(t)) / T, cropped to the input size
     steps: int
     stats: list[SpikeStats]
+    states: dict[str, NeuronState]
 
 
-def check_steps(steps: int) -> int:
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ConfigError(f"the number of time steps T must be a positive integer, got {steps!r}")
-    return steps
+class PoolSynapse(nn.Module):
+    """y = scale * AvgPool2d(k)(x): the pooling layer's synapse (``scale`` = lambda_in / lambda_out)."""
 
-
-class _StaticCurrent(nn.Module):
-    """Stands in for the first convolution while a simulation runs without gradients: its input, the
-    image, is the same at every step, so its output conv1(x) + b is computed once."""
-
-    def __init__(self, current: torch.Tensor) -> None:
+    def __init__(self, kernel: int, scale: float = 1.0) -> None:
         super().__init__()
-        self.current = current
+        self.kernel = kernel
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.current
+        return F.avg_pool2d(x, self.kernel) * self.scale
 
 
-class SpikingUNet(nn.Module):
-    """U-Net core with MT neurons; weights are the normalized ANN weights (see :mod:`toolchain.conversion`)."""
+def synapse_module(layer: SynapticLayer) -> nn.Module:
+    """A torch module computing the layer's synaptic current, holding its float weights."""
+    syn = layer.synapses
+    assert isinstance(syn, FloatSynapses)
+    if isinstance(layer, SumPool):
+        kh, kw = layer.kernel
+        return PoolSynapse(kh, float(syn.weight.reshape(-1)[0]) * kh * kw)
+    weight = torch.from_numpy(np.array(syn.weight, np.float32))
+    bias = None if syn.bias is None else torch.from_numpy(np.array(syn.bias, np.float32))
+    module: nn.Conv2d | nn.ConvTranspose2d
+    if isinstance(layer, Conv):
+        c_out, c_in = weight.shape[:2]
+        module = nn.utils.skip_init(nn.Conv2d, c_in, c_out, layer.kernel, stride=layer.stride,
+                                    padding=layer.padding, bias=bias is not None)
+    elif isinstance(layer, ConvTranspose):
+        c_in, c_out = weight.shape[:2]
+        module = nn.utils.skip_init(nn.ConvTranspose2d, c_in, c_out, layer.kernel, stride=layer.stride,
+                                    padding=layer.padding, output_padding=layer.output_padding,
+                                    bias=bias is not None)
+    else:
+        raise ConfigError(f"layer {layer.name}: a {layer.kind} layer has no PyTorch SNN synapse")
+    with torch.no_grad():
+        module.weight.copy_(weight)
+        if bias is not None:
+            assert module.bias is not None
+            module.bias.copy_(bias)
+    return module
 
-    def __init__(self, config: UNetConfig, thresholds: Sequence[float]) -> None:
+
+class _Group(nn.Module):
+    """A container of the synapse tree; ``group[0]`` reads child ``"0"`` (as in an nn.ModuleList)."""
+
+    def __getitem__(self, index: int | str) -> nn.Module:
+        return self.get_submodule(str(index))
+
+
+class SynapseTree(_Group):
+    """The synapse modules, nested by the dotted layer names (so state_dict keys are the names)."""
+
+    def add(self, name: str, module: nn.Module) -> None:
+        *path, leaf = name.split(".")
+        parent: nn.Module = self
+        for part in path:
+            if not hasattr(parent, part):
+                parent.add_module(part, _Group())
+            parent = getattr(parent, part)
+        parent.add_module(leaf, module)
+
+    def get(self, name: str) -> nn.Module:
+        return self.get_submodule(name)
+
+
+def mt_cells(layer: SynapticLayer) -> Cell:
+    assert isinstance(layer.neuron, MultiThreshold)
+    return MTCell(layer.neuron.thresholds)
+
+
+class SpikingNetwork(nn.Module):
+    """A float layer graph run as an SNN (see the module docstring).
+
+    ``network``: its structure and initial weights; ``multiple``: input sides are replicate-padded
+    to multiples of it (2**depth for a U-Net); ``cells``: the neuron model of each MT layer.
+    """
+
+    def __init__(self, network: FloatNetwork, multiple: int = 1, cells: CellFactory = mt_cells,
+                 config: UNetConfig | None = None) -> None:
         super().__init__()
-        self.config = config
-        self.thresholds = validate_thresholds(thresholds)
-        self.core = UNetCore(config, act=lambda kind: MultiThresholdNeuron(self.thresholds))
+        self.multiple = multiple
+        self.config = config               # the architecture record checkpoints of this U-Net carry
+        self.core = SynapseTree()
+        self.cells = nn.ModuleDict()       # by layer index (layer names hold dots)
+        for i, layer in enumerate(network.layers):
+            if isinstance(layer, SynapticLayer):
+                self.core.add(layer.name, synapse_module(layer))
+                if not isinstance(layer.neuron, Accumulator):
+                    self.cells[str(i)] = cells(layer)
+        # The graph without its weights (they live in .core; to_network() puts the current ones back).
+        self.network = network.with_layers([replace(l, synapses=_NO_WEIGHTS) if isinstance(l, SynapticLayer) else l
+                                            for l in network.layers])
 
-    def neurons(self) -> list[tuple[str, MultiThresholdNeuron]]:
-        return [(name, m) for name, m in self.core.named_modules() if isinstance(m, MultiThresholdNeuron)]
+    @property
+    def thresholds(self) -> tuple[float, ...]:
+        """The thresholds of the first MT layer (every layer of a converted network has the same)."""
+        return next(c.thresholds for c in self.cells.values())   # type: ignore[no-any-return]
 
-    def _configure(self, mode: str, record_flow: bool = False, surrogate: bool = False) -> None:
-        for _, neuron in self.neurons():
-            neuron.mode = mode
-            neuron.record_flow = record_flow
-            neuron.fire = surrogate_heaviside if surrogate else heaviside
+    def neurons(self) -> list[tuple[str, Cell]]:
+        """(layer name, cell) of every neuron layer, in network order."""
+        return [(self.network.layers[int(i)].name, cell) for i, cell in self.cells.items()]  # type: ignore[misc]
 
-    def use_fused_kernel(self, enabled: bool) -> None:
-        """Whether steps without gradients run the fused MT kernel (default) or ``mt_step`` op by op;
-        both give the same numbers (see :mod:`toolchain.mt_kernel`)."""
-        for _, neuron in self.neurons():
-            neuron.fused = enabled
+    def to_network(self, input_hw: tuple[int, int] | None = None) -> FloatNetwork:
+        """The graph with the current weights (for an input of ``input_hw``, padded sides)."""
+        layers = []
+        for layer in self.network.layers:
+            if isinstance(layer, SynapticLayer):
+                module = self.core.get(layer.name)
+                if isinstance(module, PoolSynapse):
+                    weight = float(module.scale) / module.kernel ** 2
+                    layer = replace(layer, synapses=FloatSynapses(np.array([weight], np.float32)), pool_weight=weight)
+                else:
+                    bias = getattr(module, "bias", None)
+                    layer = replace(layer, synapses=FloatSynapses(
+                        module.weight.detach().numpy().astype(np.float32),
+                        None if bias is None else bias.detach().numpy().astype(np.float32)))
+            layers.append(layer)
+        network = self.network.with_layers(layers)
+        return network if input_hw is None else resize(network, input_hw)
 
-    def reset(self) -> None:
-        for _, neuron in self.neurons():
-            neuron.reset()
+    # ------------------------------------------------------------------------------------ stepping
 
-    @contextmanager
-    def simulation_shortcuts(self, padded: torch.Tensor) -> Iterator[None]:
-        """Two shortcuts for the steps ``self.core(padded)`` run within the block, with identical numbers:
+    def _forward(self, padded: torch.Tensor, states: dict[int, NeuronState], run: RunOptions,
+                 static: torch.Tensor | None = None, flow: bool = False) -> torch.Tensor:
+        """One step (or the flow pass): every layer in order; returns the output layer's current."""
+        values: dict[str, torch.Tensor] = {}
+        out = padded
+        for i, layer in enumerate(self.network.layers):
+            if isinstance(layer, Input):
+                out = padded
+            elif isinstance(layer, Concat):
+                out = torch.cat([values[s] for s in layer.inputs], dim=1)
+            else:
+                assert isinstance(layer, SynapticLayer)
+                if static is not None and isinstance(layer, Conv) and layer.static:
+                    current = static
+                else:
+                    current = self.core.get(layer.name)(values[layer.source_name])
+                if isinstance(layer.neuron, Accumulator):
+                    out = current
+                else:
+                    cell: Cell = self.cells[str(i)]  # type: ignore[assignment]
+                    out = cell.flow(states[i], current) if flow else cell.step(states[i], current, run)
+            values[layer.name] = out
+        return out
 
-        * the first convolution is evaluated once (static coding: the same current conv1(x) + b every step);
-        * every MT neuron writes its output into one scratch tensor, rewritten every step (the core
-          consumes each output within the step; fresh tensors would cost page faults every step).
-
-        Only without autograd; with it on, every step keeps its own graph and tensors as before.
-        """
-        if torch.is_grad_enabled():
-            yield
-            return
-        encoder = self.core.encoders[0]
-        first = encoder.conv1
-        encoder.conv1 = _StaticCurrent(first(padded))
-        for _, neuron in self.neurons():
-            neuron.reuse_output = True
-        try:
-            yield
-        finally:
-            encoder.conv1 = first
-            for _, neuron in self.neurons():
-                neuron.reuse_output, neuron.scratch = False, None
+    def _first_current(self, padded: torch.Tensor) -> torch.Tensor:
+        first = next(l for l in self.network.layers if isinstance(l, Conv) and l.static)
+        return self.core.get(first.name)(padded)
 
     def run(self, x: torch.Tensor, steps: int, record_flow: bool = False, surrogate: bool = False,
-            progress: bool = False) -> SimulationResult:
-        """Simulate ``steps`` steps on a batch (NCHW). Gradients flow only if enabled by the caller."""
-        check_steps(steps)
-        padded, (h, w) = pad_to_multiple(x, self.config.multiple)
-        self.reset()
-        self._configure("step", record_flow=record_flow, surrogate=surrogate)
+            progress: bool = False, kernel: StepKernel = "fused") -> SimulationResult:
+        """Simulate ``steps`` steps on a batch (NCHW). Gradients flow only if enabled by the caller.
+
+        Without autograd the first convolution is evaluated once (static coding: the same current
+        every step) and every neuron layer rewrites one output tensor; same numbers as plain steps.
+        """
+        states = self.new_states()
         total: torch.Tensor | None = None
-        with self.simulation_shortcuts(padded):
-            for _ in tqdm(range(steps), desc="SNN steps", disable=not progress, leave=False):
-                out = self.core(padded)
-                total = out if total is None else total + out
+        currents = self.step_currents(x, steps, states, record_flow, surrogate, kernel)
+        for out in tqdm(currents, total=steps, desc="SNN steps", disable=not progress, leave=False):
+            total = out if total is None else total + out
         assert total is not None
-        stats = [SpikeStats(name, m.neurons, m.steps, x.shape[0], m.spike_counts.tolist())
-                 for name, m in self.neurons()]
-        return SimulationResult(output=(total / steps)[..., :h, :w], steps=steps, stats=stats)
+        h, w = x.shape[-2:]
+        stats = [SpikeStats(self.network.layers[i].name, s.neurons, s.steps, x.shape[0], s.counts.tolist())
+                 for i, s in states.items()]
+        named = {self.network.layers[i].name: s for i, s in states.items()}
+        return SimulationResult(output=(total / steps)[..., :h, :w], steps=steps, stats=stats, states=named)
+
+    def new_states(self) -> dict[int, NeuronState]:
+        """Fresh neuron states (membranes at 0, no initial offset, as in the paper), by layer index."""
+        return {int(i): cell.new_state() for i, cell in self.cells.items()}  # type: ignore[attr-defined]
+
+    def step_currents(self, x: torch.Tensor, steps: int, states: dict[int, NeuronState], record_flow: bool = False,
+                      surrogate: bool = False, kernel: StepKernel = "fused") -> Iterator[torch.Tensor]:
+        """The output layer's current at each of ``steps`` steps (padded size), advancing ``states``."""
+        check_steps(steps)
+        padded, _ = pad_to_multiple(x, self.multiple)
+        shortcuts = not torch.is_grad_enabled()
+        run = RunOptions(kernel=kernel, record_flow=record_flow,
+                         fire=surrogate_heaviside if surrogate else heaviside, reuse_output=shortcuts)
+        static = self._first_current(padded) if shortcuts else None
+        try:
+            for _ in range(steps):
+                yield self._forward(padded, states, run, static)
+        finally:
+            for state in states.values():
+                state.scratch = None
 
     @torch.no_grad()
-    def simulate(self, x: torch.Tensor, steps: int, progress: bool = False) -> SimulationResult:
+    def simulate(self, x: torch.Tensor, steps: int, progress: bool = False,
+                 kernel: StepKernel = "fused") -> SimulationResult:
         """Inference: ``steps`` steps without gradients."""
-        return self.run(x, steps, progress=progress)
+        return self.run(x, steps, progress=progress, kernel=kernel)
 
     def flow_forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """Algorithm 1 of the paper: record the spiking flows without gradients, then one
@@ -151,10 +269,21 @@ class SpikingUNet(nn.Module):
         Memory does not depend on T: only flows (one tensor per layer) are kept.
         """
         with torch.no_grad():
-            self.run(x, steps, record_flow=True)
-        padded, (h, w) = pad_to_multiple(x, self.config.multiple)
-        self._configure("flow")
-        try:
-            return self.core(padded)[..., :h, :w]
-        finally:
-            self._configure("step")
+            recorded = self.run(x, steps, record_flow=True)
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
+        states = {self.network.index(name): s for name, s in recorded.states.items()}
+        return self._forward(padded, states, RunOptions(), flow=True)[..., :h, :w]
+
+
+def spiking_unet(config: UNetConfig, thresholds: Sequence[float], network: FloatNetwork | None = None) -> SpikingNetwork:
+    """This toolchain's U-Net as an SNN: ``network`` (a traced, normalized graph) or, by default, the
+    architecture's structure with zero weights (load a checkpoint's state into ``.core``)."""
+    from .trace import trace_network
+    from .unet import UNetCore
+
+    if network is None:
+        with torch.device("meta"):
+            core = UNetCore(config)
+        network = trace_network(core, (config.in_channels, config.multiple, config.multiple),
+                                lambda _m: MultiThreshold(tuple(thresholds)), weights=False)
+    return SpikingNetwork(network, config.multiple, config=config)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from toolchain.frontend import distributed
 from toolchain.frontend.distributed import Context
-from toolchain.frontend.snn import SpikingUNet
+from toolchain.frontend.snn import SpikingNetwork
 from toolchain.tasks.sampling import Sampler, task_loss
 from toolchain.frontend.unet import UNet
 
@@ -72,7 +72,7 @@ class SpikingFlow(nn.Module):
     every parameter once, and its backward all-reduces the gradients exactly as for an ANN.
     """
 
-    def __init__(self, snn: SpikingUNet, steps: int) -> None:
+    def __init__(self, snn: SpikingNetwork, steps: int) -> None:
         super().__init__()
         self.snn = snn
         self.steps = steps
@@ -81,13 +81,13 @@ class SpikingFlow(nn.Module):
         return self.snn.flow_forward(x, self.steps)
 
 
-def finetune_spiking_flow(snn: SpikingUNet, sampler: Sampler, steps: int, iterations: int,
+def finetune_spiking_flow(snn: SpikingNetwork, sampler: Sampler, steps: int, iterations: int,
                           lr: float = 1e-4, progress: bool = True) -> list[float]:
     """Paper Algorithm 1: T steps without gradients, then one backward pass on the spiking flows."""
     return fit(SpikingFlow(snn, steps), snn.parameters(), sampler, snn.config.task,
                iterations, lr, steps, desc=f"fine-tune (spiking flow, T={steps})", progress=progress)
 
 
-def bptt_forward(snn: SpikingUNet, x: torch.Tensor, steps: int) -> torch.Tensor:
+def bptt_forward(snn: SpikingNetwork, x: torch.Tensor, steps: int) -> torch.Tensor:
     """Back-propagation through time with a surrogate spike gradient (for contrast and direct training)."""
     return snn.run(x, steps, surrogate=True).output

@@ -1,6 +1,6 @@
 """Per-layer costs of a quantized network for one inference of T steps, from reference-simulator activity.
 
-Two MT lowerings are costed (see :mod:`toolchain.refsim`; they compute the same spikes):
+Two MT lowerings are costed (see :mod:`toolchain.simulators.reference`; they compute the same spikes):
 
 * ``compartments``: an MT neuron with N thresholds is N compartments on one membrane, each emitting
   binary spikes; every source compartment has its own synapse (weight r_i * W), so a layer stores
@@ -20,11 +20,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from toolchain.errors import ConfigError
-from toolchain.lowering.fixed_point import Overflow
-from toolchain.ir.graph import Layer, Network
-from toolchain.simulators.reference import LOWERINGS, ReferenceResult, ReferenceSimulator
-from toolchain.hardware.geometry import Geometry
+from ..backends import SimulatorBackend
+from ..backends.reference import ReferenceBackend
+from ..errors import ConfigError
+from ..ir import Conv, Layer, MultiThreshold, NeuronLayer, QuantizedNetwork, SynapticLayer
+from ..simulators.result import SimulationResult
+from ..vocab import LOWERINGS, Lowering
+from .geometry import Geometry
 
 
 @dataclass
@@ -33,8 +35,8 @@ class Activity:
 
     ``counts[layer]``: (N_thr, C, H, W) spikes per threshold and neuron; ``messages[layer]``: (C, H, W)
     neuron-steps in which at least one threshold fired (= graded messages). ``exact`` is False when the
-    simulator did not record spike maps: then the maps spread the exact per-threshold totals uniformly
-    over the layer and graded messages are bounded above by the spike count.
+    simulation kept neither count maps nor spikes: then the maps spread the exact per-threshold totals
+    uniformly over the layer and graded messages are bounded above by the spike count.
     """
 
     steps: int
@@ -45,13 +47,17 @@ class Activity:
     exact: bool
 
     @classmethod
-    def from_result(cls, network: Network, result: ReferenceResult) -> "Activity":
+    def from_result(cls, network: QuantizedNetwork, result: SimulationResult) -> "Activity":
         batch = int(np.asarray(result.output).shape[0]) if np.ndim(result.output) else 1
-        mt_layers = [l for l in network.neuron_layers if l.neuron.kind == "MT" and l is not network.output]  # type: ignore[union-attr]
-        exact = all(l.name in result.spikes for l in mt_layers)
+        mt_layers = [l for l in network.synaptic_layers if isinstance(l.neuron, MultiThreshold)]
+        mapped = all(l.name in result.count_maps for l in mt_layers)
+        exact = mapped or all(l.name in result.spikes for l in mt_layers)
         counts, messages = {}, {}
         for layer in mt_layers:
-            if exact:
+            if mapped:
+                counts[layer.name] = result.count_maps[layer.name].sum(axis=1).astype(np.float64)
+                messages[layer.name] = result.message_maps[layer.name].sum(axis=0).astype(np.float64)
+            elif exact:
                 rec = np.asarray(result.spikes[layer.name])          # (T, N_thr, N, C, H, W)
                 counts[layer.name] = rec.sum(axis=(0, 2), dtype=np.int64).astype(np.float64)
                 messages[layer.name] = rec.any(axis=1).sum(axis=(0, 1), dtype=np.int64).astype(np.float64)
@@ -63,88 +69,65 @@ class Activity:
         totals = {k: [int(v) for v in vals] for k, vals in result.spike_counts.items()}
         return cls(result.steps, batch, counts, messages, totals, exact)
 
-    def emitted(self, layer: Layer, lowering: str) -> np.ndarray:
+    def emitted(self, layer: Layer, lowering: Lowering) -> np.ndarray:
         """(C, H, W) messages a layer sends: every compartment spike, or one graded message per firing step."""
         if lowering == "graded":
             return self.messages[layer.name]
         return self.counts[layer.name].sum(axis=0)
 
 
-def collect_activity(network: Network, images: np.ndarray, steps: int, lowering: str | None = None,
-                     chunk: int = 1) -> tuple[ReferenceResult, Activity]:
-    """Run the reference simulator ``chunk`` images at a time, recording spikes, and reduce them to
-    exact per-neuron maps (memory: T x thresholds x neurons bytes per image in a chunk)."""
-    if chunk < 1:
-        raise ConfigError(f"chunk must be >= 1, got {chunk}")
-    images = np.asarray(images)
-    sim = ReferenceSimulator(network, lowering)
-    results = []
-    counts: dict[str, np.ndarray] = {}
-    messages: dict[str, np.ndarray] = {}
-    for start in range(0, images.shape[0], chunk):
-        res = sim.run(images[start:start + chunk], steps, record=True)
-        part = Activity.from_result(network, res)
-        for name in part.counts:
-            counts[name] = counts.get(name, 0) + part.counts[name]
-            messages[name] = messages.get(name, 0) + part.messages[name]
-        res.spikes = {}
-        results.append(res)
-    overflow = Overflow(sum(r.static_overflow.count for r in results),
-                        max((r.static_overflow.worst for r in results), default=0.0))
-    merged = ReferenceResult(
-        output=np.concatenate([r.output for r in results]),
-        accumulator=np.concatenate([r.accumulator for r in results]), steps=steps,
-        spike_counts={k: [int(sum(r.spike_counts[k][i] for r in results)) for i in range(len(v))]
-                      for k, v in results[0].spike_counts.items()},
-        saturations={k: int(sum(r.saturations[k] for r in results)) for k in results[0].saturations},
-        static_overflow=overflow)
-    return merged, Activity(steps, images.shape[0], counts, messages, dict(merged.spike_counts), True)
+def collect_activity(network: QuantizedNetwork, images: np.ndarray, steps: int,
+                     backend: SimulatorBackend | None = None) -> tuple[SimulationResult, Activity]:
+    """Run a backend (the reference simulator by default) keeping per-neuron spike counts, and
+    reduce them to the exact activity maps (memory independent of T)."""
+    result = (backend or ReferenceBackend()).run(network, np.asarray(images), steps, record="counts")
+    return result, Activity.from_result(network, result)
 
 
-def compartments_per_neuron(layer: Layer, lowering: str) -> int:
-    assert layer.neuron is not None
-    if layer.neuron.kind == "MT" and lowering == "compartments":
+def compartments_per_neuron(layer: NeuronLayer, lowering: Lowering) -> int:
+    if isinstance(layer.neuron, MultiThreshold) and lowering == "compartments":
         return layer.neuron.compartments
     return 1
 
 
-def emitters_per_neuron(layer: Layer, lowering: str) -> int:
+def emitters_per_neuron(layer: Layer, lowering: Lowering) -> int:
     """Source units (axons) per neuron: one per threshold compartment, one graded, none for ACC."""
-    assert layer.neuron is not None
-    if layer.neuron.kind != "MT":
+    neuron = getattr(layer, "neuron", None)
+    if not isinstance(neuron, MultiThreshold):
         return 0
-    return layer.neuron.compartments if lowering == "compartments" else 1
+    return neuron.compartments if lowering == "compartments" else 1
 
 
-def _check_lowering(lowering: str) -> None:
+def _check_lowering(lowering: Lowering) -> None:
     if lowering not in LOWERINGS:
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
 
 
-def layer_costs(network: Network, activity: Activity, lowering: str,
+def layer_costs(network: QuantizedNetwork, activity: Activity, lowering: Lowering,
                 geometries: dict[str, Geometry] | None = None) -> list[dict[str, Any]]:
     """One dict per neuron layer (topological order), every count per inference (per image)."""
     _check_lowering(lowering)
-    if not network.quantized:
+    if not isinstance(network, QuantizedNetwork):
         raise ConfigError("costs are computed for a quantized network (export first)")
-    geos = geometries if geometries is not None else {l.name: Geometry(network, l) for l in network.neuron_layers}
+    geos = geometries if geometries is not None else {l.name: Geometry(network, l) for l in network.synaptic_layers}
     batch, steps = max(activity.batch, 1), activity.steps
     rows = []
-    for layer in network.neuron_layers:
+    for layer in network.synaptic_layers:
         geo = geos[layer.name]
         neuron = layer.neuron
-        assert neuron is not None
+        static = isinstance(layer, Conv) and layer.static
         n_comp = compartments_per_neuron(layer, lowering)
+        mt = isinstance(neuron, MultiThreshold)
         row: dict[str, Any] = {
-            "layer": layer.name, "type": layer.kind + (" (static)" if layer.static else ""),
-            "neuron": neuron.kind, "thresholds": neuron.compartments if neuron.kind == "MT" else 0,
+            "layer": layer.name, "type": layer.kind + (" (static)" if static else ""),
+            "neuron": "MT" if mt else "ACC", "thresholds": neuron.compartments if mt else 0,
             "shape": list(layer.shape), "depth": layer.depth, "neurons": layer.neurons,
             "compartments": layer.neurons * n_comp,
             "ann_macs": geo.thop_macs(), "ann_macs_valid": geo.valid_macs(),
-            "host_macs": geo.thop_macs() if layer.static else 0,
-            "host_macs_valid": geo.valid_macs() if layer.static else 0,
+            "host_macs": geo.thop_macs() if static else 0,
+            "host_macs_valid": geo.valid_macs() if static else 0,
         }
-        if layer.static:
+        if static:
             row["synapses"] = row["connections"] = 0
             row["synops"] = row["synops_spikes"] = 0.0
         else:
@@ -152,7 +135,7 @@ def layer_costs(network: Network, activity: Activity, lowering: str,
             row["synapses"] = sum(emitters_per_neuron(p.source, lowering) * geo.synapses(p) for p in geo.parts)
             row["synops"] = sum(geo.synops(activity.emitted(p.source, lowering)) for p in geo.parts) / batch
             row["synops_spikes"] = sum(geo.synops(activity.emitted(p.source, "compartments")) for p in geo.parts) / batch
-        if neuron.kind == "MT" and layer is not network.output:
+        if mt:
             per_thr = [v / batch for v in activity.totals[layer.name]]
             row["spikes_per_threshold"] = per_thr
             row["spikes"] = float(sum(per_thr))

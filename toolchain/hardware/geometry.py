@@ -25,26 +25,25 @@ from functools import cached_property
 
 import numpy as np
 
-from toolchain.ir.graph import Layer, Network
+from ..ir import Conv, ConvTranspose, Layer, QuantizedNetwork, SpatialLayer, SumPool, SynapticLayer
 
 
-def axis_taps(kind: str, n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
-    """(n_out, n_in) int64 matrix: taps connecting output index o and input index i along one axis."""
+def axis_taps(transposed: bool, n_in: int, n_out: int, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """(n_out, n_in) int64 matrix: taps connecting output index o and input index i along one axis
+    (``transposed``: a transposed convolution, where input i writes output i * stride - padding + k)."""
     m = np.zeros((n_out, n_in), dtype=np.int64)
-    if kind in ("conv", "pool"):
+    if not transposed:
         for o in range(n_out):
             for k in range(kernel):
                 i = o * stride - padding + k
                 if 0 <= i < n_in:
                     m[o, i] += 1
-    elif kind == "convT":
+    else:
         for i in range(n_in):
             for k in range(kernel):
                 o = i * stride - padding + k
                 if 0 <= o < n_out:
                     m[o, i] += 1
-    else:
-        raise ValueError(f"no synaptic geometry for layer kind {kind!r}")
     return m
 
 
@@ -64,24 +63,26 @@ class Part:
 class Geometry:
     """Connectivity of one synaptic layer (conv, convT or pool) of a network."""
 
-    def __init__(self, network: Network, layer: Layer) -> None:
-        if layer.kind not in ("conv", "convT", "pool"):
-            raise ValueError(f"layer {layer.name} ({layer.kind}) has no synapses")
-        self.layer = layer
-        if layer.static:
+    def __init__(self, network: QuantizedNetwork, layer: SynapticLayer) -> None:
+        if not isinstance(layer, (Conv, ConvTranspose, SumPool)):
+            raise ValueError(f"layer {layer.name} ({layer.kind}) has no spatial synapses")
+        self.layer: SpatialLayer = layer
+        self.static = isinstance(layer, Conv) and layer.static
+        if self.static:
             self.parts = [Part(network.input, 0, 0)]
         else:
             self.parts = [Part(src, delay, offset) for src, delay, offset in network.parts(layer)]
         _, h_in, w_in = self.parts[0].source.shape      # all parts of a concat share H, W
         _, h_out, w_out = layer.shape
         self.in_hw = (h_in, w_in)
-        self.rows = axis_taps(layer.kind, h_in, h_out, layer.kernel, layer.stride, layer.padding)
-        self.cols = axis_taps(layer.kind, w_in, w_out, layer.kernel, layer.stride, layer.padding)
+        transposed = isinstance(layer, ConvTranspose)
+        self.rows = axis_taps(transposed, h_in, h_out, layer.kernel[0], layer.stride[0], layer.padding[0])
+        self.cols = axis_taps(transposed, w_in, w_out, layer.kernel[1], layer.stride[1], layer.padding[1])
 
     @property
     def depthwise(self) -> bool:
         """Pool connects channel c to channel c only; conv / convT connect all channel pairs."""
-        return self.layer.kind == "pool"
+        return isinstance(self.layer, SumPool)
 
     @property
     def in_channels(self) -> int:
@@ -123,10 +124,10 @@ class Geometry:
 
         Reproduces the paper's Table 5: the 256x256 U-Net (width 64, depth 4) gives 6.55e10."""
         c_out, h, w = self.layer.shape
-        k2 = self.layer.kernel ** 2
+        k2 = self.layer.kernel[0] * self.layer.kernel[1]
         if self.depthwise:
             return c_out * h * w * (k2 + 1)
-        bias = 1 if self.layer.bias is not None else 0
+        bias = 1     # every quantized layer has a bias (zeros where the float layer had none)
         return c_out * h * w * (self.in_channels * k2 + bias)
 
     def valid_macs(self) -> int:
@@ -154,15 +155,11 @@ class Geometry:
         return np.stack([m[a:b].sum(0) for a, b in bands], axis=1)
 
 
-def synaptic_layers(network: Network) -> list[Layer]:
-    return [layer for layer in network.layers if layer.kind in ("conv", "convT", "pool")]
-
-
-def consumers(network: Network) -> dict[str, list[tuple[Layer, Part]]]:
+def consumers(network: QuantizedNetwork) -> dict[str, list[tuple[SynapticLayer, Part]]]:
     """For each neuron layer, the synaptic layers its spikes reach and through which part."""
-    out: dict[str, list[tuple[Layer, Part]]] = {layer.name: [] for layer in network.neuron_layers}
-    for layer in synaptic_layers(network):
-        if layer.static:
+    out: dict[str, list[tuple[SynapticLayer, Part]]] = {layer.name: [] for layer in network.neuron_layers}
+    for layer in network.synaptic_layers:
+        if isinstance(layer, Conv) and layer.static:
             continue
         for part in Geometry(network, layer).parts:
             out[part.source.name].append((layer, part))

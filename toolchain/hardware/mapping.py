@@ -30,7 +30,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from toolchain.errors import HardwareLimitError
-from toolchain.ir.graph import Layer, Network
+from toolchain.ir import Concat, Conv, MultiThreshold, QuantizedNetwork, SynapticLayer
+from toolchain.vocab import Lowering
 from toolchain.hardware.costs import compartments_per_neuron, emitters_per_neuron
 from toolchain.hardware.geometry import Geometry, Part, consumers
 from toolchain.hardware.profile import Profile
@@ -39,10 +40,10 @@ RESOURCES = ("compartments", "memory", "fan_in", "fan_out")
 FIXES = {
     "compartments": "use fewer thresholds or the graded lowering (one compartment per neuron)",
     "fan_in": "use the graded lowering (one input axon per source neuron instead of one per threshold), "
-              "fewer channels (--width), or a profile with a larger core.fan_in",
+              "fewer channels (`width`), or a profile with a larger core.fan_in",
     "fan_out": "use the graded lowering, fewer channels downstream, or a profile with a larger core.fan_out",
-    "memory": "use the graded lowering, fewer channels (--width), fewer weight bits, the shared synapse "
-              "encoding (--set memory_model.synapse_encoding=shared) or a profile with more core memory",
+    "memory": "use the graded lowering, fewer channels (`width`), fewer weight bits, the shared synapse "
+              "encoding (profile override memory_model.synapse_encoding=shared) or a profile with more core memory",
 }
 
 
@@ -147,9 +148,10 @@ class Mapping:
 class _LayerModel:
     """Per-core resource arithmetic of one layer for a lowering and a profile."""
 
-    def __init__(self, network: Network, layer: Layer, geo: Geometry, lowering: str, profile: Profile,
-                 weight_bits: int) -> None:
+    def __init__(self, network: QuantizedNetwork, layer: SynapticLayer, geo: Geometry, lowering: Lowering,
+                 profile: Profile, weight_bits: int) -> None:
         self.layer, self.geo = layer, geo
+        self.static = geo.static
         self.c, self.h, self.w = layer.shape
         self.n_comp = compartments_per_neuron(layer, lowering)
         self.n_emit = emitters_per_neuron(layer, lowering)
@@ -159,10 +161,10 @@ class _LayerModel:
         self.ain_b = float(profile.value(mm + "axon_in_bytes"))
         self.aout_b = float(profile.value(mm + "axon_out_bytes"))
         index_bits, delay_bits = profile.value(mm + "synapse_index_bits"), profile.value(mm + "synapse_delay_bits")
-        k2 = layer.kernel ** 2
+        k2 = geo.layer.kernel[0] * geo.layer.kernel[1]
         # fan-in(sc) = in_const + in_lin * sc; synapse bits = syn_coef * sc (* taps_r * taps_c if explicit)
         self.in_const = self.in_lin = self.syn_coef = 0.0
-        parts: list[Part] = [] if layer.static else geo.parts
+        parts: list[Part] = [] if self.static else geo.parts
         for p in parts:
             u = emitters_per_neuron(p.source, lowering)
             bits = weight_bits + index_bits + (delay_bits if p.delay > 0 else 0)
@@ -200,7 +202,7 @@ class _LayerModel:
         cs, ct, cr = (a[None, None, :] for a in cols[:3])
         comps = self.n_comp * s * rs * cs
         fan_in = (self.in_const + self.in_lin * s) * rr * cr
-        if self.layer.static:
+        if self.static:
             fan_in = 0 * comps
         syn_bits = self.syn_coef * s * (np.ones_like(rt) * np.ones_like(ct) if self.shared else rt * ct)
         fan_out = 0 * comps
@@ -259,23 +261,23 @@ def _limits(profile: Profile) -> dict[str, int]:
             "fan_in": int(profile.value("core.fan_in")), "fan_out": int(profile.value("core.fan_out"))}
 
 
-def _global_checks(network: Network, profile: Profile, lowering: str) -> list[str]:
+def _global_checks(network: QuantizedNetwork, profile: Profile, lowering: Lowering) -> list[str]:
     reasons = []
-    weight_bits = int(network.meta.get("weight_bits", 8))
+    weight_bits = int(network.meta.weight_bits or 8)
     if weight_bits > profile.value("core.weight_bits"):
         reasons.append(f"weights have {weight_bits} bits but {profile.name} allows {profile.value('core.weight_bits')}; "
                        f"export with fewer weight bits")
     max_delay = profile.value("core.max_synaptic_delay")
     for layer in network:
-        for src, delay in zip(layer.inputs, layer.delays):
+        for src, delay in zip(layer.inputs, layer.delays if isinstance(layer, Concat) else ()):
             if delay + 1 > max_delay:
                 reasons.append(f"layer {layer.name}: input {src} needs a synaptic delay of {delay + 1} steps, beyond "
                                f"{profile.name}'s core.max_synaptic_delay {max_delay}; use a shallower U-Net")
     if lowering == "graded":
         payload = profile.value("core.graded_payload_bits")
-        for layer in network.neuron_layers:
-            if layer.neuron.kind == "MT":  # type: ignore[union-attr]
-                need = int(sum(layer.neuron.spike_weights())).bit_length()  # type: ignore[union-attr]
+        for layer in network.synaptic_layers:
+            if isinstance(layer.neuron, MultiThreshold):
+                need = int(sum(layer.neuron.spike_weights())).bit_length()
                 if need > payload:
                     reasons.append(f"layer {layer.name}: graded spikes need a {need}-bit payload but {profile.name} "
                                    f"carries {payload} (core.graded_payload_bits); use the compartments lowering")
@@ -283,21 +285,22 @@ def _global_checks(network: Network, profile: Profile, lowering: str) -> list[st
     return reasons
 
 
-def plan(network: Network, profile: Profile, lowering: str, max_chips: int | None = None,
+def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_chips: int | None = None,
          geometries: dict[str, Geometry] | None = None) -> tuple[Mapping | None, list[str]]:
     """Map the network; returns the mapping (None if it does not fit) and every reason it does not."""
     if not profile.neuromorphic:
         return None, [f"profile {profile.name} ({profile.kind}) has no cores to map onto"]
     limits = _limits(profile)
-    geos = geometries or {l.name: Geometry(network, l) for l in network.neuron_layers}
-    weight_bits = int(network.meta.get("weight_bits", profile.value("core.weight_bits")))
+    geos = geometries or {l.name: Geometry(network, l) for l in network.synaptic_layers}
+    weight_bits = int(network.meta.weight_bits or profile.value("core.weight_bits"))
     reasons = _global_checks(network, profile, lowering)
-    models = {l.name: _LayerModel(network, l, geos[l.name], lowering, profile, weight_bits) for l in network.neuron_layers}
+    models = {l.name: _LayerModel(network, l, geos[l.name], lowering, profile, weight_bits)
+              for l in network.synaptic_layers}
     users = consumers(network)
     chosen: dict[str, LayerMapping] = {}
     notes: list[str] = []
     layer_reasons: list[str] = []     # filled back to front, so it ends in layer order
-    for layer in reversed(network.neuron_layers):
+    for layer in reversed(network.synaptic_layers):
         model = models[layer.name]
         for consumer, _part in users[layer.name]:
             if consumer.name in chosen:
@@ -319,18 +322,18 @@ def plan(network: Network, profile: Profile, lowering: str, max_chips: int | Non
     reasons += layer_reasons
     cores_per_chip = int(profile.value("chip.cores_per_chip"))
     cap = int(max_chips if max_chips is not None else profile.value("chip.max_chips"))
-    mapping = Mapping(profile.name, lowering, [chosen[l.name] for l in network.neuron_layers if l.name in chosen],
+    mapping = Mapping(profile.name, lowering, [chosen[l.name] for l in network.synaptic_layers if l.name in chosen],
                       limits, cores_per_chip, cap, notes)
     if mapping.chips > cap and not reasons:
         biggest = sorted(mapping.layers, key=lambda m: -m.cores)[:3]
         names = ", ".join(f"{m.layer} ({m.cores} cores)" for m in biggest)
         reasons.append(f"the network needs {mapping.cores} cores = {mapping.chips} chips of {cores_per_chip} cores, "
                        f"more than max_chips {cap} (largest layers: {names}); use more chips "
-                       f"(--set chip.max_chips=N), a smaller input, fewer channels (--width) or the graded lowering")
+                       f"(profile override chip.max_chips=N), a smaller input, fewer channels (`width`) or the graded lowering")
     return (None if reasons else mapping), reasons
 
 
-def map_network(network: Network, profile: Profile, lowering: str, max_chips: int | None = None,
+def map_network(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_chips: int | None = None,
                 geometries: dict[str, Geometry] | None = None) -> Mapping:
     """The mapping, or HardwareLimitError naming the layer and the limit exceeded (with a suggested fix)."""
     mapping, reasons = plan(network, profile, lowering, max_chips, geometries)
@@ -340,9 +343,9 @@ def map_network(network: Network, profile: Profile, lowering: str, max_chips: in
     return mapping
 
 
-def fits(network: Network, profile: Profile, lowering: str | None = None,
+def fits(network: QuantizedNetwork, profile: Profile, lowering: Lowering | None = None,
          max_chips: int | None = None) -> tuple[bool, list[str]]:
     """sinabs-style check: (True, []) or (False, every reason it does not fit)."""
-    lowering = lowering or network.meta.get("lowering", "compartments")
+    lowering = lowering or network.lowering
     mapping, reasons = plan(network, profile, lowering, max_chips)
     return mapping is not None, reasons

@@ -158,7 +158,7 @@ def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str)
     value_sets, field_sets = [], []
     for item in overrides:
         if "=" not in item:
-            raise ProfileError(f"{where}: --set {item!r}: expected KEY=VALUE")
+            raise ProfileError(f"{where}: override {item!r}: expected KEY=VALUE")
         key, text = (s.strip() for s in item.split("=", 1))
         if key in flat:
             value_sets.append((key, "value", _parse_value(text)))
@@ -169,12 +169,12 @@ def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str)
             continue
         close = difflib.get_close_matches(key, list(flat), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(sorted(flat))}"
-        raise ProfileError(f"{where}: --set {key}: no such key in the profile{hint}")
+        raise ProfileError(f"{where}: override {key}: no such key in the profile{hint}")
     for key, _, value in value_sets:
         old = flat[key].get("value")
         flat[key]["value"] = value
         flat[key]["status"] = "assumed"
-        flat[key]["source"] = f"overridden with --set {key}={value} (the file had {old!r})"
+        flat[key]["source"] = f"overridden with {key}={value} (the file had {old!r})"
     for key, name, value in field_sets:
         flat[key][name] = value
 

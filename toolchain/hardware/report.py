@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.files import atomic_path, write_json
 from toolchain.errors import ConfigError, HardwareLimitError
-from toolchain.ir.graph import Network
-from toolchain.simulators.reference import LOWERINGS, ReferenceResult
+from toolchain.files import atomic_path, write_json
+from toolchain.ir import QuantizedNetwork
+from toolchain.simulators.result import SimulationResult
+from toolchain.vocab import LOWERINGS, Lowering
 from toolchain.hardware.costs import Activity, layer_costs, totals
 from toolchain.hardware.energy import paper_energy, profile_energy
 from toolchain.hardware.geometry import Geometry
@@ -51,7 +52,7 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _evaluate(network: Network, activity: Activity, profile: Profile, lowering: str, geos: dict[str, Geometry],
+def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering, geos: dict[str, Geometry],
               max_chips: int | None) -> dict[str, Any]:
     rows = layer_costs(network, activity, lowering, geos)
     result: dict[str, Any] = {"lowering": lowering, "rows": rows, "totals": totals(rows), "fits": None,
@@ -91,27 +92,27 @@ def _lowering_summary(ev: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def profile_network(network: Network, result: ReferenceResult | None, profile: Profile, steps: int | None = None, *,
-                    activity: Activity | None = None, lowering: str | None = None, max_chips: int | None = None,
+def profile_network(network: QuantizedNetwork, result: SimulationResult | None, profile: Profile,
+                    steps: int | None = None, *, activity: Activity | None = None, lowering: Lowering | None = None, max_chips: int | None = None,
                     reference: Profile | None = None, strict: bool = True) -> dict[str, Any]:
     """Everything about one network run on one hardware profile, as a JSON-compatible dict.
 
-    ``result`` is a :class:`ReferenceResult`; synaptic ops are exact when it was recorded
-    (``run(..., record=True)``) or when ``activity`` comes from :func:`collect_activity`, else they are
+    ``result`` is a backend's :class:`SimulationResult`; synaptic ops are exact when it kept count maps
+    or spikes (``record="counts"`` / ``"spikes"``; :func:`collect_activity` runs one), else they are
     estimated (flagged). With ``strict``, a primary lowering that does not fit raises HardwareLimitError.
     """
     if activity is None:
         if result is None:
-            raise ConfigError("profile_network needs a ReferenceResult or an Activity")
+            raise ConfigError("profile_network needs a SimulationResult or an Activity")
         activity = Activity.from_result(network, result)
     if steps is not None and steps != activity.steps:
         raise ConfigError(f"steps {steps} differ from the simulated {activity.steps}; simulate with T={steps}")
-    lowering = lowering or network.meta.get("lowering", "compartments")
+    lowering = lowering or network.lowering
     if lowering not in LOWERINGS:
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     if reference is None:
         reference = profile if profile.kind == "reference" else load_profile("generic45nm")
-    geos = {l.name: Geometry(network, l) for l in network.neuron_layers}
+    geos = {l.name: Geometry(network, l) for l in network.synaptic_layers}
     evals = {lw: _evaluate(network, activity, profile, lw, geos, max_chips)
              for lw in (lowering, *[x for x in LOWERINGS if x != lowering])}
     main = evals[lowering]
@@ -133,9 +134,9 @@ def profile_network(network: Network, result: ReferenceResult | None, profile: P
         "schema": SCHEMA,
         "profile": profile.to_dict(), "reference_profile": {"name": reference.name, "file": reference.path},
         "network": {"input_shape": list(network.input.shape), "neuron_layers": len(network.neuron_layers),
-                    "latency_steps": network.latency, "weight_bits": network.meta.get("weight_bits"),
-                    "thresholds": network.meta.get("thresholds"), "task": network.meta.get("task"),
-                    "width": network.meta.get("width"), "depth": network.meta.get("depth")},
+                    "latency_steps": network.latency, "weight_bits": network.meta.weight_bits,
+                    "thresholds": None if network.meta.thresholds is None else list(network.meta.thresholds),
+                    "task": network.meta.task, "width": network.meta.width, "depth": network.meta.depth},
         "activity": {"batch": activity.batch, "steps": activity.steps, "exact": activity.exact,
                      "note": "exact spike maps" if activity.exact else
                      "spike maps not recorded: synaptic ops estimated from per-threshold totals spread uniformly; "

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.ir.graph import Network
+from toolchain.ir import Conv, MultiThreshold, QuantizedNetwork
 from toolchain.hardware.costs import Activity
 from toolchain.hardware.geometry import Geometry, consumers
 from toolchain.hardware.mapping import Mapping, reach
@@ -40,7 +40,7 @@ def _block_sum(values: np.ndarray, groups: tuple[list, list, list]) -> np.ndarra
     return out
 
 
-def core_loads(network: Network, mapping: Mapping, activity: Activity, geometries: dict[str, Geometry]) -> CoreLoads:
+def core_loads(network: QuantizedNetwork, mapping: Mapping, activity: Activity, geometries: dict[str, Geometry]) -> CoreLoads:
     """Exact synaptic events and packets per core (per inference = batch totals / batch)."""
     lowering = mapping.lowering
     batch = max(activity.batch, 1)
@@ -48,11 +48,11 @@ def core_loads(network: Network, mapping: Mapping, activity: Activity, geometrie
     events: dict[str, np.ndarray] = {}
     packets: dict[str, np.ndarray] = {}
     users = consumers(network)
-    for layer in network.neuron_layers:
+    for layer in network.synaptic_layers:
         lm = by_name[layer.name]
         geo = geometries[layer.name]
         ev = np.zeros(lm.compartments.shape)
-        if not layer.static:
+        if not (isinstance(layer, Conv) and layer.static):
             rmat = Geometry.band_matrix(geo.rows, lm.groups[1]).astype(np.float64)
             cmat = Geometry.band_matrix(geo.cols, lm.groups[2]).astype(np.float64)
             for part in geo.parts:
@@ -65,7 +65,7 @@ def core_loads(network: Network, mapping: Mapping, activity: Activity, geometrie
                     ev += sizes[:, None, None] * per_channel.sum(0)[None]
         events[layer.name] = ev
         pk = np.zeros(lm.compartments.shape)
-        if layer.neuron.kind == "MT" and layer is not network.output:  # type: ignore[union-attr]
+        if isinstance(layer.neuron, MultiThreshold):
             emitted = activity.emitted(layer, lowering) / batch
             for consumer, _part in users[layer.name]:
                 factor, rows, cols = reach(geometries[consumer.name], by_name[consumer.name].groups)
@@ -75,7 +75,7 @@ def core_loads(network: Network, mapping: Mapping, activity: Activity, geometrie
     return CoreLoads(events, packets, {m.layer: m.compartments for m in mapping.layers})
 
 
-def step_time(network: Network, mapping: Mapping, loads: CoreLoads, steps: int, profile: Any) -> dict[str, Any]:
+def step_time(network: QuantizedNetwork, mapping: Mapping, loads: CoreLoads, steps: int, profile: Any) -> dict[str, Any]:
     """Time per step from the most loaded core, and the latency of one inference."""
     t_syn, t_upd = profile.value("time.synop") * 1e-9, profile.value("time.neuron_update") * 1e-9
     t_spk, t_bar = profile.value("time.spike") * 1e-9, profile.value("time.barrier") * 1e-9

@@ -10,16 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STATE_BITS = 24
-V_LIMIT = 2 ** (STATE_BITS - 1) - 1          # membranes saturate at +-(2**23 - 1)
-THRESHOLD_SHIFT = 6
-THRESHOLD_MANT_BITS = 17
-BIAS_MANT_BITS = 13
-BIAS_EXP_MAX = 7
-WEIGHT_EXP_MAX = 7
-HOST_EXP_MIN = -8                             # the static layer runs on the host: it may shift right
-IMAGE_LEVELS = 255                            # one pixel level is 1/255 (an 8-bit image uses 0..255)
-INPUT_LEVEL_MIN, INPUT_LEVEL_MAX = -512, 511  # host-side input levels are 10-bit signed: x in [-2, 2)
+from ..ir.limits import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX,  # noqa: F401
+                         INPUT_LEVEL_MIN, STATE_BITS, THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, V_LIMIT,
+                         WEIGHT_EXP_MAX)
 
 
 @dataclass

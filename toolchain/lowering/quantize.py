@@ -23,18 +23,21 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.errors import ExportError
-from toolchain.lowering.fixed_point import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX,
-                          INPUT_LEVEL_MIN, THRESHOLD_MANT_BITS,
-                          THRESHOLD_SHIFT, V_LIMIT, WEIGHT_EXP_MAX, Overflow, bias_value, quantize_weights,
-                          to_bias_format)
-from toolchain.ir.graph import Layer, Network, NeuronSpec
+from ..errors import ExportError
+from ..ir import (Accumulator, Conv, ConvTranspose, FixedSynapses, FloatNetwork, FloatSynapses, Input, Layer,
+                  MultiThreshold, NetworkMeta, QuantizedNetwork, SumPool, SynapticLayer, validate)
+from ..ir.limits import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN,
+                         THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, V_LIMIT, WEIGHT_EXP_MAX)
+from .fixed_point import Overflow, bias_value, quantize_weights, to_bias_format
 
 BIAS_LIMIT = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2 ** BIAS_EXP_MAX
 
 
 @dataclass(frozen=True)
 class QuantSettings:
+    """Fixed-point choices: weight mantissa bits, the smallest threshold in membrane units, the T the
+    output accumulator is sized for, and whether overflows are errors (``strict``) or saturate."""
+
     weight_bits: int = 8
     theta_unit: int = 4096
     steps: int = 10
@@ -49,7 +52,7 @@ class QuantSettings:
 
 @dataclass
 class LayerQuantReport:
-    """What quantization did to one layer (the per-layer table of ``cli.py export``)."""
+    """What quantization did to one layer (the per-layer table of the export verb)."""
 
     name: str
     unit: float
@@ -70,16 +73,25 @@ def _rel_error(exact: np.ndarray, approx: np.ndarray) -> float:
     return float(np.linalg.norm(approx - exact)) / norm if norm else 0.0
 
 
-def _payload_value(network: Network, layer: Layer) -> float:
+def _payload_value(layer: Layer) -> float:
     """The float value of one payload unit of a source layer (for the static layer: one pixel level)."""
-    if layer.kind == "input":
+    if isinstance(layer, Input):
         return 1.0 / IMAGE_LEVELS
-    assert layer.neuron is not None and layer.neuron.kind == "MT"
+    assert isinstance(layer, SynapticLayer) and isinstance(layer.neuron, MultiThreshold)
     return float(layer.neuron.thresholds[-1])
 
 
-def _integer_thresholds(layer: Layer, unit: float) -> tuple[int, ...]:
-    assert layer.neuron is not None
+def _float(layer: SynapticLayer) -> FloatSynapses:
+    assert isinstance(layer.synapses, FloatSynapses)
+    return layer.synapses
+
+
+def _parts(network: FloatNetwork, layer: SynapticLayer) -> list[tuple[Layer, int, int]]:
+    return [(network.input, 0, 0)] if isinstance(layer, Conv) and layer.static else network.parts(layer)
+
+
+def _integer_thresholds(layer: SynapticLayer, unit: float) -> tuple[int, ...]:
+    assert isinstance(layer.neuron, MultiThreshold)
     smallest = int(round(layer.neuron.thresholds[-1] * unit))
     ints = tuple(r * smallest for r in layer.neuron.spike_weights())
     for value in ints:
@@ -88,18 +100,16 @@ def _integer_thresholds(layer: Layer, unit: float) -> tuple[int, ...]:
     return ints
 
 
-def _weight_peak(network: Network, layer: Layer) -> float:
+def _weight_peak(network: FloatNetwork, layer: SynapticLayer) -> float:
     """max |W * v_src| over the layer's synapses: the weight an integer unit of 1 would carry."""
-    if layer.kind == "pool":
-        (src,) = [network[s] for s in layer.inputs]
-        return abs(layer.pool_weight) * _payload_value(network, src)
-    assert layer.weight is not None
-    parts = [(network.input, 0, 0)] if layer.static else network.parts(layer)
-    return max(float(np.abs(layer.weight[_part_index(layer, off, src.shape[0])]).max(initial=0.0))
-               * _payload_value(network, src) for src, _, off in parts)
+    if isinstance(layer, SumPool):
+        return abs(layer.pool_weight) * _payload_value(network[layer.source_name])
+    weight = _float(layer).weight
+    return max(float(np.abs(weight[part_index(layer, off, src.shape[0])]).max(initial=0.0)) * _payload_value(src)
+               for src, _, off in _parts(network, layer))
 
 
-def _choose_unit(network: Network, layer: Layer, settings: QuantSettings, output_abs_max: float) -> float:
+def _choose_unit(network: FloatNetwork, layer: SynapticLayer, settings: QuantSettings, output_abs_max: float) -> float:
     """The layer's membrane unit U_l, a power of two times the base unit.
 
     MT: base theta_unit / theta_N, raised by factors of 2 while the largest weight mantissa would use
@@ -109,12 +119,13 @@ def _choose_unit(network: Network, layer: Layer, settings: QuantSettings, output
     """
     peak = _weight_peak(network, layer)
     weight_cap = (2 ** (settings.weight_bits - 1) - 1) * 2 ** WEIGHT_EXP_MAX / max(peak, 1e-30)
-    bias_peak = float(np.abs(layer.bias).max(initial=0.0)) if layer.bias is not None else 0.0
+    bias = _float(layer).bias
+    bias_peak = float(np.abs(bias).max(initial=0.0)) if bias is not None else 0.0
     cap = min(weight_cap, BIAS_LIMIT / max(bias_peak, 1e-30))
-    assert layer.neuron is not None
-    if layer.neuron.kind == "ACC":
+    if isinstance(layer.neuron, Accumulator):
         budget = 2 ** 22 / max(output_abs_max * settings.steps, 1e-12)
         return float(2 ** math.floor(math.log2(min(budget, cap))))
+    assert isinstance(layer.neuron, MultiThreshold)
     smallest = layer.neuron.thresholds[-1]
     top_ratio = layer.neuron.spike_weights()[0]
     unit = settings.theta_unit / smallest
@@ -124,63 +135,63 @@ def _choose_unit(network: Network, layer: Layer, settings: QuantSettings, output
     return unit
 
 
-def quantize(network: Network, settings: QuantSettings, output_abs_max: float) -> tuple[Network, list[LayerQuantReport]]:
+def _quantize_layer(network: FloatNetwork, layer: SynapticLayer, settings: QuantSettings,
+                    output_abs_max: float) -> tuple[SynapticLayer, LayerQuantReport]:
+    unit = _choose_unit(network, layer, settings, output_abs_max)
+    neuron = (MultiThreshold(_integer_thresholds(layer, unit)) if isinstance(layer.neuron, MultiThreshold)
+              else Accumulator())
+    w_over, b_over = Overflow(), Overflow()
+    synapses = _float(layer)
+    if isinstance(layer, SumPool):
+        exact = np.array([layer.pool_weight * _payload_value(network[layer.source_name]) * unit])
+        mant, exp = quantize_weights(exact, settings.weight_bits, w_over)
+        exps, approx, weight = (exp,), mant * 2.0 ** exp, mant
+    else:
+        static = isinstance(layer, Conv) and layer.static
+        weight = np.zeros(synapses.weight.shape, dtype=np.int32)
+        exact = np.zeros(synapses.weight.shape)
+        approx = np.zeros(synapses.weight.shape)
+        exp_list = []
+        for src, _, offset in _parts(network, layer):
+            idx = part_index(layer, offset, src.shape[0])
+            exact[idx] = synapses.weight[idx] * _payload_value(src) * unit
+            mant, exp = quantize_weights(exact[idx], settings.weight_bits, w_over,
+                                         exp_min=HOST_EXP_MIN if static else 0)
+            weight[idx] = mant
+            approx[idx] = mant * 2.0 ** exp
+            exp_list.append(exp)
+        exps = tuple(exp_list)
+    bias_exact = (synapses.bias if synapses.bias is not None else np.zeros(layer.shape[0])) * unit
+    bias_mant, bias_exp = to_bias_format(np.rint(bias_exact).astype(np.int64), b_over)
+    report = LayerQuantReport(layer.name, unit, exps, _rel_error(exact, approx),
+                              _rel_error(bias_exact, bias_value(bias_mant, bias_exp).astype(float)), w_over, b_over)
+    if settings.strict and (w_over.count or b_over.count):
+        raise ExportError(f"layer {layer.name}: {w_over.count} weights and {b_over.count} biases overflow "
+                          f"Loihi's formats (worst weight {w_over.worst:g}, bias {b_over.worst:g}); "
+                          f"retry without `strict` to saturate them")
+    fixed = FixedSynapses(weight=weight, weight_exp=exps, bias=bias_mant, bias_exp=bias_exp, unit=unit)
+    return replace(layer, neuron=neuron, synapses=fixed), report
+
+
+def quantize(network: FloatNetwork, meta: NetworkMeta, settings: QuantSettings,
+             output_abs_max: float) -> tuple[QuantizedNetwork, list[LayerQuantReport]]:
     """The integer network and a per-layer report; see the module docstring for the arithmetic."""
-    if network.quantized:
-        raise ExportError("network is already quantized")
-    layers, reports = [], []
+    if not isinstance(network, FloatNetwork):
+        raise ExportError(f"quantize takes a float network, got a {type(network).__name__}")
+    layers: list[Layer] = []
+    reports = []
     for layer in network:
-        if layer.neuron is None:
-            layers.append(replace(layer))
-            continue
-        unit = _choose_unit(network, layer, settings, output_abs_max)
-        if layer.neuron.kind == "MT":
-            neuron = NeuronSpec("MT", _integer_thresholds(layer, unit))
-        else:
-            neuron = NeuronSpec("ACC")
-        w_over, b_over = Overflow(), Overflow()
-        if layer.kind == "pool":
-            (src,) = [network[s] for s in layer.inputs]
-            exact = np.array([layer.pool_weight * _payload_value(network, src) * unit])
-            mant, exp = quantize_weights(exact, settings.weight_bits, w_over)
-            exps, approx = (exp,), mant * 2.0 ** exp
-            weight = mant
-        else:
-            assert layer.weight is not None
-            parts = ([(network.input, 0, 0)] if layer.static else network.parts(layer))
-            weight = np.zeros(layer.weight.shape, dtype=np.int32)
-            exact = np.zeros(layer.weight.shape)
-            approx = np.zeros(layer.weight.shape)
-            exp_list = []
-            for src, _, offset in parts:
-                idx = _part_index(layer, offset, src.shape[0])
-                exact[idx] = layer.weight[idx] * _payload_value(network, src) * unit
-                mant, exp = quantize_weights(exact[idx], settings.weight_bits, w_over,
-                                             exp_min=HOST_EXP_MIN if layer.static else 0)
-                weight[idx] = mant
-                approx[idx] = mant * 2.0 ** exp
-                exp_list.append(exp)
-            exps = tuple(exp_list)
-        bias_exact = (layer.bias if layer.bias is not None else np.zeros(layer.shape[0])) * unit
-        bias_mant, bias_exp = to_bias_format(np.rint(bias_exact).astype(np.int64), b_over)
-        report = LayerQuantReport(layer.name, unit, exps, _rel_error(exact, approx),
-                                  _rel_error(bias_exact, bias_value(bias_mant, bias_exp).astype(float)),
-                                  w_over, b_over)
-        if settings.strict and (w_over.count or b_over.count):
-            raise ExportError(f"layer {layer.name}: {w_over.count} weights and {b_over.count} biases overflow "
-                              f"Loihi's formats (worst weight {w_over.worst:g}, bias {b_over.worst:g}); "
-                              f"retry without --strict to saturate them")
-        reports.append(report)
-        layers.append(replace(layer, neuron=neuron, weight=weight, weight_exp=exps, bias=bias_mant,
-                              bias_exp=bias_exp, unit=unit))
-    meta = {**network.meta, "theta_unit": settings.theta_unit, "weight_bits": settings.weight_bits,
-            "v_limit": V_LIMIT, "input_levels": IMAGE_LEVELS,
-            "input_level_range": [INPUT_LEVEL_MIN, INPUT_LEVEL_MAX]}
-    return Network(layers, meta, quantized=True), reports
+        if isinstance(layer, SynapticLayer):
+            layer, report = _quantize_layer(network, layer, settings, output_abs_max)
+            reports.append(report)
+        layers.append(layer)
+    meta = meta.replace(steps=settings.steps, theta_unit=settings.theta_unit, weight_bits=settings.weight_bits,
+                        v_limit=V_LIMIT, input_levels=IMAGE_LEVELS, input_level_range=(INPUT_LEVEL_MIN, INPUT_LEVEL_MAX))
+    return validate(QuantizedNetwork(tuple(layers), meta)), reports
 
 
-def _part_index(layer: Layer, offset: int, count: int) -> tuple[slice, ...]:
+def part_index(layer: SynapticLayer, offset: int, count: int) -> tuple[slice, ...]:
     """Index of the weights fed by input channels [offset, offset + count)."""
-    if layer.kind == "convT":              # (in, out, k, k)
+    if isinstance(layer, ConvTranspose):              # (in, out, k, k)
         return (slice(offset, offset + count),)
     return (slice(None), slice(offset, offset + count))

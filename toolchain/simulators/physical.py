@@ -19,14 +19,15 @@ flatten adds none). lava-dl's slayer golden traces are aligned by the tests (see
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toolchain.errors import ConfigError
-from toolchain.ir.graph import Layer, Network, pair
-from toolchain.neuron.mt import cuba_step
+from ..errors import ConfigError
+from ..ir import Conv, Cuba, Dense, Flatten, Input, NeuronLayer, StockNetwork, StockSynapses
+from ..neuron.cuba import cuba_step
 
 CONV_CLAMP = 1 << 23          # Lava Conv (fixed_pt): signed_clamp(a, bits=24)
 
@@ -87,12 +88,12 @@ def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     return sign * w, bits
 
 
-def _conv(layer: Layer, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    y = F.conv2d(spikes.to(torch.float64), weight, stride=pair(layer.stride), padding=pair(layer.padding))
+def _conv(layer: Conv, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    y = F.conv2d(spikes.to(torch.float64), weight, stride=layer.stride, padding=layer.padding)
     return y.to(torch.int64).clamp(-CONV_CLAMP, CONV_CLAMP - 1)
 
 
-def simulate_cuba(network: Network, input_bias: np.ndarray, steps: int,
+def simulate_cuba(network: StockNetwork, input_bias: np.ndarray, steps: int,
                   reset_interval: int | None = None, reset_offset: int = 0) -> PhysicalResult:
     """Run a CUBA network for ``steps`` physical steps with the input layer's per-neuron bias mantissas.
 
@@ -106,8 +107,8 @@ def simulate_cuba(network: Network, input_bias: np.ndarray, steps: int,
     ``in_layer.neuron.bias_mant``). Exact integer arithmetic (convolutions in float64 on 0/1 spikes
     with |W| <= 256: every partial sum is an exact integer).
     """
-    if not network.physical or network.input.neuron is None:
-        raise ConfigError("simulate_cuba runs CUBA networks (netx_export.read_netx) with a CUBA input layer")
+    if not isinstance(network, StockNetwork) or network.input.neuron is None:
+        raise ConfigError("simulate_cuba runs stock netx networks (netx_export.read_netx) with a CUBA input layer")
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     bias_in = np.asarray(input_bias)
@@ -116,26 +117,30 @@ def simulate_cuba(network: Network, input_bias: np.ndarray, steps: int,
     if bias_in.shape[1:] != tuple(network.input.shape):
         raise ConfigError(f"input bias must be (N, {', '.join(map(str, network.input.shape))}), got {bias_in.shape}")
     n = bias_in.shape[0]
-    layers = network.neuron_layers
-    params = {}
+    layers: list[NeuronLayer] = network.neuron_layers
+    params: dict[str, tuple[torch.Tensor, tuple[Any, ...]]] = {}
+    neurons: dict[str, Cuba] = {}
     for layer in layers:
-        assert layer.neuron is not None
-        if layer.kind == "input":
+        neuron = layer.neuron
+        assert isinstance(neuron, Cuba)
+        neurons[layer.name] = neuron
+        syn: tuple[Any, ...] = ()
+        if isinstance(layer, Input):
             mant = torch.from_numpy(bias_in.astype(np.int64))
         else:
-            assert layer.bias is not None
-            mant = torch.from_numpy(np.asarray(layer.bias, np.int64)).view(1, -1, 1, 1)
-        syn: tuple = ()
-        if layer.kind == "conv":
-            syn = (torch.from_numpy(np.asarray(layer.weight, np.float64)),)
-        elif layer.kind == "dense":
-            w, k = netx_dense_weights(layer.weight)  # type: ignore[arg-type]
-            syn = (torch.from_numpy(w), k)
-        params[layer.name] = (mant << layer.neuron.bias_exp, syn)
+            stock = layer.synapses
+            assert isinstance(stock, StockSynapses)
+            mant = torch.from_numpy(np.asarray(stock.bias, np.int64)).view(1, -1, 1, 1)
+            if isinstance(layer, Conv):
+                syn = (torch.from_numpy(np.asarray(stock.weight, np.float64)),)
+            elif isinstance(layer, Dense):
+                w, k = netx_dense_weights(stock.weight)
+                syn = (torch.from_numpy(w), k)
+        params[layer.name] = (mant << neuron.bias_exp, syn)
     source = {}
     for layer in layers[1:]:
         src = network[layer.inputs[0]]
-        source[layer.name] = network[src.inputs[0]].name if src.kind == "flatten" else src.name
+        source[layer.name] = network[src.inputs[0]].name if isinstance(src, Flatten) else src.name
     zeros = {layer.name: torch.zeros((n,) + layer.shape, dtype=torch.int64) for layer in layers}
     u, v = dict(zeros), dict(zeros)
     s = {name: z.to(torch.bool) for name, z in zeros.items()}
@@ -147,16 +152,16 @@ def simulate_cuba(network: Network, input_bias: np.ndarray, steps: int,
             bias, syn = params[layer.name]
             if reset_interval and (t + 1) % reset_interval == (i + 1 + reset_offset) % reset_interval:
                 u[layer.name], v[layer.name] = zeros[layer.name], zeros[layer.name]
-            if layer.kind == "input":
+            if isinstance(layer, Input):
                 a_in = zeros[layer.name]
-            elif layer.kind == "conv":
+            elif isinstance(layer, Conv):
                 a_in = _conv(layer, s[source[layer.name]], syn[0])
             else:
                 w, k = syn
                 flat = s[source[layer.name]].reshape(n, -1).to(torch.int64)
                 a_in = ((flat @ w.T) >> k).view((n,) + layer.shape)
-            nu, nv, ns = cuba_step(u[layer.name], v[layer.name], a_in, layer.neuron.du,  # type: ignore[union-attr]
-                                   layer.neuron.dv, bias, layer.neuron.vth)  # type: ignore[union-attr]
+            neuron = neurons[layer.name]
+            nu, nv, ns = cuba_step(u[layer.name], v[layer.name], a_in, neuron.du, neuron.dv, bias, neuron.vth)
             u[layer.name], v[layer.name], new_s[layer.name] = nu, nv, ns
         s = new_s
         rec["s"].append({k: x.numpy().copy() for k, x in s.items()})

@@ -1,6 +1,6 @@
 """The integer reference simulator: the oracle every backend and the Loihi 2 profile are judged against.
 
-It runs a quantized :class:`~toolchain.graph.Network` in *logical* time: at logical step k every
+It runs a quantized :class:`~toolchain.ir.QuantizedNetwork` in *logical* time: at logical step k every
 layer integrates its sources' payloads of step k. A backend with one step of synaptic latency per
 layer, the concat delays of the file and biases switched on at each layer's depth computes exactly
 the same thing, with layer l's step k at physical step depth(l) + k (the shift the file records).
@@ -15,167 +15,111 @@ The static first layer's current is computed once from the image's integer level
 format (13-bit mantissa, per-neuron exponent). The output layer accumulates I into a 24-bit
 saturating register A; the decoded output is A / (unit * T).
 
-Convolutions run in float32 when the largest possible sum is below 2**24 (so every value is an
-exact integer) and in float64 otherwise: the results are exact integers either way.
+Convolutions are the exact integer kernels of :mod:`toolchain.simulators.kernels`. What is kept
+besides the output is the ``record`` level: totals only, per-neuron count maps (memory independent
+of T) or every spike.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from toolchain.errors import ConfigError
-from toolchain.lowering.fixed_point import (IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN, V_LIMIT, Overflow, bias_value,
-                          round_half_away, scale_by_exponent, to_bias_format)
-from toolchain.ir.graph import LOWERINGS, Layer, Network
-from toolchain.neuron.mt import mt_output, mt_step
-from toolchain.frontend.snn import check_steps
-
-
-@dataclass
-class ReferenceResult:
-    """Decoded output, the raw accumulator, and per-layer spike statistics (summed over the batch)."""
-
-    output: np.ndarray                       # (N, C, H, W) float64: A / (unit * T)
-    accumulator: np.ndarray                  # (N, C, H, W) int64
-    steps: int
-    spike_counts: dict[str, list[int]]       # per MT layer, per threshold (highest first)
-    saturations: dict[str, int]              # membrane clip events per layer
-    static_overflow: Overflow
-    spikes: dict[str, np.ndarray] = field(default_factory=dict)   # layer -> (T, N_thr, N, C, H, W) uint8
-    # the same statistics per batch item (the reference simulator fills them; empty where a backend
-    # reports batch totals only): what a run of that image alone would report
-    image_spike_counts: list[dict[str, list[int]]] = field(default_factory=list)
-    image_saturations: list[dict[str, int]] = field(default_factory=list)
-
-
-def image_levels(images: np.ndarray) -> np.ndarray:
-    """Float images -> integer pixel levels round(255 x), halves away from zero, saturated to 10-bit signed.
-
-    An 8-bit image maps to 0..255 exactly; the signed headroom keeps inputs with unclipped noise
-    (the usual denoising benchmark protocol) from being clipped to [0, 1].
-    """
-    levels = round_half_away(np.asarray(images, dtype=np.float64) * IMAGE_LEVELS)
-    return np.clip(levels, INPUT_LEVEL_MIN, INPUT_LEVEL_MAX).astype(np.int64)
-
-
-def _exact_dtype(weight: np.ndarray, payload_max: int, fan_in: int) -> torch.dtype:
-    bound = float(np.abs(weight).max(initial=0)) * payload_max * fan_in
-    return torch.float32 if bound < 2 ** 24 else torch.float64
-
-
-def _synapse(layer: Layer, x: torch.Tensor, weight: np.ndarray, payload_max: int) -> torch.Tensor:
-    """conv / convT / sum-pool of integer payloads with integer mantissas, exactly, as int64."""
-    if layer.kind == "pool":
-        dtype = _exact_dtype(weight, payload_max, layer.kernel ** 2)
-        summed = F.avg_pool2d(x.to(dtype), layer.kernel, divisor_override=1)   # exact window sums
-        return summed.to(torch.int64) * int(weight.reshape(-1)[0])
-    fan_in = weight.shape[0 if layer.kind == "convT" else 1] * layer.kernel ** 2
-    dtype = _exact_dtype(weight, payload_max, fan_in)
-    w = torch.from_numpy(weight).to(dtype)
-    if layer.kind == "conv":
-        y = F.conv2d(x.to(dtype), w, stride=layer.stride, padding=layer.padding)
-    else:
-        y = F.conv_transpose2d(x.to(dtype), w, stride=layer.stride, padding=layer.padding,
-                               output_padding=layer.output_padding)
-    return y.to(torch.int64)   # exact integers in float: the cast is exact
-
-
-def _part_weight(layer: Layer, offset: int, count: int) -> np.ndarray:
-    assert layer.weight is not None
-    if layer.kind == "pool":
-        return layer.weight
-    if layer.kind == "convT":
-        return layer.weight[offset:offset + count]
-    return layer.weight[:, offset:offset + count]
-
-
-def _bias(layer: Layer) -> torch.Tensor:
-    assert layer.bias is not None and layer.bias_exp is not None
-    return torch.from_numpy(bias_value(layer.bias, layer.bias_exp)).view(1, -1, 1, 1)
-
-
-def static_current(layer: Layer, levels: np.ndarray, overflow: Overflow) -> torch.Tensor:
-    """The first layer's constant current conv(x, m) * 2**e + bias, rounded into the bias format."""
-    (exp,) = layer.weight_exp
-    conv = _synapse(layer, torch.from_numpy(levels), layer.weight, -INPUT_LEVEL_MIN).numpy()
-    raw = scale_by_exponent(conv, exp) + bias_value(layer.bias, layer.bias_exp).reshape(1, -1, 1, 1)
-    mant, bexp = to_bias_format(raw, overflow)
-    return torch.from_numpy(bias_value(mant, bexp))
+from ..checks import check_steps
+from ..errors import ConfigError
+from ..ir import Accumulator, Conv, MultiThreshold, QuantizedNetwork, SynapticLayer
+from ..ir.limits import V_LIMIT
+from ..lowering.fixed_point import Overflow
+from ..neuron.mt import mt_output, mt_step
+from ..vocab import LOWERINGS, RECORDS, Lowering, Record
+from .kernels import SynapseOp, bias_current, fixed, image_levels, part_weight, static_current, synapse_current
+from .result import SimulationResult
 
 
 class ReferenceSimulator:
-    """Bit-exact integer simulation of a quantized network, batched over images."""
+    """Bit-exact integer simulation of a quantized network, batched over images.
 
-    def __init__(self, network: Network, lowering: str | None = None) -> None:
-        if not network.quantized:
-            raise ConfigError("the reference simulator runs quantized networks (export first)")
-        if network.physical:
-            raise ConfigError("a CUBA (stock netx) network runs in physical time: use "
-                              "toolchain.refsim_physical.simulate_cuba")
+    ``float64``: every convolution in float64 (the same integers; see :mod:`.kernels`).
+    """
+
+    def __init__(self, network: QuantizedNetwork, lowering: Lowering | None = None, float64: bool = False) -> None:
+        if not isinstance(network, QuantizedNetwork):
+            raise ConfigError(f"the reference simulator runs quantized networks (export first), "
+                              f"got a {type(network).__name__}")
         self.network = network
-        self.lowering = lowering or network.meta.get("lowering", "compartments")
+        self.lowering = lowering or network.lowering
         if self.lowering not in LOWERINGS:
             raise ConfigError(f"lowering must be one of {LOWERINGS}, got {self.lowering!r}")
+        self.float64 = float64
 
-    def _current(self, layer: Layer, spikes: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
-        total = _bias(layer)
-        for (src, _delay, offset), exp in zip(self.network.parts(layer), layer.weight_exp):
-            weight = _part_weight(layer, offset, src.shape[0])
-            ratios = src.neuron.spike_weights()  # type: ignore[union-attr]
+    def _current(self, layer: SynapticLayer, spikes: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
+        total = bias_current(layer)
+        op = SynapseOp.of(layer)  # type: ignore[arg-type]
+        for (src, _delay, offset), exp in zip(self.network.parts(layer), fixed(layer).weight_exp):
+            weight = part_weight(layer, offset, src.shape[0])
+            assert isinstance(src, SynapticLayer) and isinstance(src.neuron, MultiThreshold)
+            ratios = src.neuron.spike_weights()
             if self.lowering == "graded":
                 payload = mt_output(spikes[src.name], ratios)
-                total = total + _synapse(layer, payload, weight, sum(ratios)) * (1 << exp)
+                total = total + synapse_current(op, payload, weight, sum(ratios), self.float64) * (1 << exp)
             else:
                 for s, r in zip(spikes[src.name], ratios):
-                    total = total + _synapse(layer, s, weight, 1) * (r << exp)
+                    total = total + synapse_current(op, s, weight, 1, self.float64) * (r << exp)
         return total
 
     @torch.no_grad()
-    def run(self, images: np.ndarray, steps: int, record: bool = False) -> ReferenceResult:
+    def run(self, images: np.ndarray, steps: int, record: Record = "none") -> SimulationResult:
         """Simulate ``steps`` steps on float images (N, C, H, W) in [0, 1] whose sides fit the network."""
         check_steps(steps)
+        if record not in RECORDS:
+            raise ConfigError(f"record must be one of {RECORDS}, got {record!r}")
         levels = image_levels(np.asarray(images))
         n = levels.shape[0]
         static_overflow = Overflow()
         membranes: dict[str, torch.Tensor | int] = {}
         spikes: dict[str, tuple[torch.Tensor, ...]] = {}
         counts: dict[str, np.ndarray] = {}
-        saturations: dict[str, int] = {}
+        saturations: dict[str, np.ndarray] = {}
         recorded: dict[str, list[np.ndarray]] = {}
+        count_maps: dict[str, torch.Tensor] = {}
+        message_maps: dict[str, torch.Tensor] = {}
         static: dict[str, torch.Tensor] = {}
         accumulator: torch.Tensor | int = 0
+        layers = self.network.synaptic_layers
         output_layer = self.network.output
-        for layer in self.network.neuron_layers:
-            if layer.static:
+        for layer in layers:
+            if isinstance(layer, Conv) and layer.static:
                 static[layer.name] = static_current(layer, levels, static_overflow)
             membranes[layer.name] = 0
             saturations[layer.name] = np.zeros(n, dtype=np.int64)                     # per image
-            counts[layer.name] = np.zeros((layer.neuron.compartments, n), dtype=np.int64)  # type: ignore[union-attr]
+            counts[layer.name] = np.zeros((layer.neuron.compartments, n), dtype=np.int64)
         for _ in range(steps):
-            for layer in self.network.neuron_layers:
-                current = static[layer.name] if layer.static else self._current(layer, spikes)
-                if layer is output_layer:
+            for layer in layers:
+                current = static[layer.name] if layer.name in static else self._current(layer, spikes)
+                if isinstance(layer.neuron, Accumulator):
                     accumulator = accumulator + current
-                    saturations[layer.name] += _per_image((accumulator.abs() > V_LIMIT), n)  # type: ignore[union-attr]
+                    saturations[layer.name] += _per_image(accumulator.abs() > V_LIMIT, n)  # type: ignore[union-attr]
                     accumulator = accumulator.clamp(-V_LIMIT, V_LIMIT)  # type: ignore[union-attr]
                     continue
+                assert isinstance(layer.neuron, MultiThreshold)
                 unclipped = membranes[layer.name] + current
                 saturations[layer.name] += _per_image(unclipped.abs() > V_LIMIT, n)
-                v, s = mt_step(membranes[layer.name], current, layer.neuron.thresholds, v_limit=V_LIMIT)  # type: ignore[union-attr]
+                v, s = mt_step(membranes[layer.name], current, layer.neuron.thresholds, v_limit=V_LIMIT)
                 membranes[layer.name], spikes[layer.name] = v, s
                 counts[layer.name] += np.stack([_per_image(x, n) for x in s])
-                if record:
+                if record == "spikes":
                     recorded.setdefault(layer.name, []).append(torch.stack(s).to(torch.uint8).numpy())
+                elif record == "counts":
+                    _accumulate_maps(layer.name, s, n, count_maps, message_maps)
         acc = np.asarray(accumulator.numpy() if isinstance(accumulator, torch.Tensor) else accumulator, dtype=np.int64)
+        unit = fixed(output_layer).unit  # type: ignore[arg-type]
         mt_counts = {k: v for k, v in counts.items() if k != output_layer.name}
-        return ReferenceResult(
-            output=acc / (output_layer.unit * steps), accumulator=acc, steps=steps,
+        return SimulationResult(
+            output=acc / (unit * steps), accumulator=acc, steps=steps,
             spike_counts={k: v.sum(axis=1).tolist() for k, v in mt_counts.items()},
             saturations={k: int(v.sum()) for k, v in saturations.items()}, static_overflow=static_overflow,
             spikes={k: np.stack(v) for k, v in recorded.items()},
+            count_maps={k: v.numpy() for k, v in count_maps.items()},
+            message_maps={k: v.numpy() for k, v in message_maps.items()},
             image_spike_counts=[{k: v[:, i].tolist() for k, v in mt_counts.items()} for i in range(n)],
             image_saturations=[{k: int(v[i]) for k, v in saturations.items()} for i in range(n)])
 
@@ -183,3 +127,16 @@ class ReferenceSimulator:
 def _per_image(x: torch.Tensor, n: int) -> np.ndarray:
     """Sum of a (N, ...) tensor per batch item, as int64 (N,)."""
     return x.expand(n, *x.shape[1:]).reshape(n, -1).sum(dim=1, dtype=torch.int64).numpy()
+
+
+def _accumulate_maps(name: str, spikes: tuple[torch.Tensor, ...], n: int, count_maps: dict[str, torch.Tensor],
+                     message_maps: dict[str, torch.Tensor]) -> None:
+    """Add one step's spikes to the per-neuron count and message maps."""
+    stacked = torch.stack([s.expand(n, *s.shape[1:]) for s in spikes])        # (N_thr, N, C, H, W) bool
+    per_thr = stacked.to(torch.int64)
+    messages = stacked.any(dim=0).to(torch.int64)
+    if name in count_maps:
+        count_maps[name] += per_thr
+        message_maps[name] += messages
+    else:
+        count_maps[name], message_maps[name] = per_thr, messages

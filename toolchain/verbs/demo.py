@@ -1,6 +1,6 @@
 """The demo: the whole pipeline on the embedded photos, with a summary a person can read.
 
-Every figure printed here is computed in this run; ``runs/demo/demo_report.json`` holds them all.
+Every figure reported here is computed in this run; ``runs/demo/demo_report.json`` holds them all.
 """
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from typing import Any, Callable
 
 import torch
 
-from toolchain.files import write_json
-from toolchain.frontend.conversion import ConversionSettings
-from toolchain.frontend.models import load_ann, load_snn
-from toolchain.verbs.workflows import (DataSource, convert_checkpoint, evaluate_model, finetune_checkpoint, train)
+from ..files import write_json
+from ..frontend.checkpoint import load_ann, load_snn
+from ..frontend.conversion import ConversionSettings
+from .evaluate import evaluate_model
+from .runs import Log, Schedule
+from .source import DataSource
+from .train import ConvertSettings, FinetuneSettings, TrainSettings, convert_checkpoint, finetune_checkpoint, train
 
 
 @dataclass(frozen=True)
@@ -42,27 +45,33 @@ class DemoSettings:
                    finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8), sweep_crop=16, deploy_side=32)
 
 
-def _psnr(report: dict[str, Any]) -> float:
-    return float(report["denoise"][0]["psnr"])
+def _psnr(report: Any) -> float:
+    return float(report.denoise[0]["psnr"])
+
+
+def _quiet(_line: str) -> None:
+    pass
 
 
 class _Stage:
-    """Prints one line per pipeline stage with its wall time."""
+    """Logs one line per pipeline stage and keeps its wall time."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: Log) -> None:
         self.timings: dict[str, float] = {}
+        self.log = log
 
     def __call__(self, name: str, work: Callable[[], Any]) -> Any:
-        print(f"[demo] {name} ...", flush=True)
+        self.log(f"[demo] {name} ...")
         start = time.perf_counter()
         result = work()
         self.timings[name] = time.perf_counter() - start
         return result
 
 
-def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]:
+def run_demo(out_dir: str, seed: int = 0, quick: bool = False, log: Log = _quiet) -> dict[str, Any]:
     """Train, convert (layer- and connection-wise), fine-tune, evaluate, export, check the Lava CPU run
-    against the reference simulator and profile for Loihi 2, all on the embedded photos."""
+    against the reference simulator and profile for Loihi 2, all on the embedded photos; ``log``
+    receives one line per stage. Returns the report (also written to ``demo_report.json``)."""
     s = DemoSettings.quick() if quick else DemoSettings()
     # One thread: the figures then reproduce bit for bit on any machine (float sums do not depend on
     # how many threads split them), and nothing oversubscribes a small, shared machine.
@@ -70,21 +79,22 @@ def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source = DataSource("denoise", 1)
-    stage = _Stage()
+    stage = _Stage(log)
     test_set = source.load()[1]
 
     def evaluate(model: Any, steps: int) -> float:
         return _psnr(evaluate_model(model, source, steps, [s.sigma], seed, s.crop, test_set))
 
-    stage("train the U-Net", lambda: train(source, s.width, s.depth, s.epochs, s.batches_per_epoch, s.batch,
-                                           s.patch, 1e-3, seed, out / "ann.pt"))
+    stage("train the U-Net", lambda: train(TrainSettings(
+        source, out / "ann.pt", Schedule(s.epochs, s.batches_per_epoch, s.batch, s.patch, 1e-3), s.width, s.depth,
+        seed=seed), log=log))
     for norm in ("layer", "connection"):
         stage(f"convert ({norm}-wise normalization)",
-              lambda norm=norm: convert_checkpoint(out / "ann.pt", ConversionSettings(norm), 32, s.patch, seed,
-                                                   out / f"snn_{norm}.pt"))
-    stage(f"fine-tune with the spiking flow at T={s.steps}",
-          lambda: finetune_checkpoint(out / "snn_connection.pt", s.steps, s.finetune_epochs, s.batches_per_epoch,
-                                      s.finetune_batch, s.patch, 1e-4, seed, out / "snn_finetuned.pt"))
+              lambda norm=norm: convert_checkpoint(ConvertSettings(out / "ann.pt", out / f"snn_{norm}.pt",
+                                                                   ConversionSettings(norm), 32, s.patch, seed)))
+    stage(f"fine-tune with the spiking flow at T={s.steps}", lambda: finetune_checkpoint(FinetuneSettings(
+        out / "snn_connection.pt", out / "snn_finetuned.pt", s.steps,
+        Schedule(s.finetune_epochs, s.batches_per_epoch, s.finetune_batch, s.patch, 1e-4), seed), log=log))
     ann = load_ann(out / "ann.pt")[0]
     layer_snn = load_snn(out / "snn_layer.pt")[0]
     conn_snn = load_snn(out / "snn_connection.pt")[0]
@@ -112,9 +122,8 @@ def run_demo(out_dir: str, seed: int = 0, quick: bool = False) -> dict[str, Any]
               "test_images": list(test_set.names), "crop": s.crop}
     report["deploy"] = _deploy(out, s, seed, tuned_snn, test_set, stage)
     report["timings_s"] = stage.timings
-    _print_summary(report)
     write_json(out / "demo_report.json", report)
-    print(f"[demo] wrote {out / 'demo_report.json'}")
+    log(f"[demo] wrote {out / 'demo_report.json'}")
     return report
 
 
@@ -125,17 +134,16 @@ def _deploy(out: Path, s: DemoSettings, seed: int, snn: Any, test_set: Any, stag
 
     from netx_export import read_network
 
-    from toolchain.data.patches import add_gaussian_noise, center_crop
-    from toolchain.verbs.deploy import export_checkpoint, format_summary, profile_report
-    from toolchain.verbs.fidelity import compare_results, quantization_psnr
-    from toolchain.backends.lava import run_lava
-    from toolchain.frontend.models import load_snn
-    from toolchain.simulators.reference import ReferenceSimulator
+    from ..backends import get_backend
+    from ..data.patches import add_gaussian_noise, center_crop
+    from .export import ExportSettings, export_checkpoint
+    from .fidelity import compare_results, quantization_psnr
+    from .hardware_report import profile_report
 
     side = s.deploy_side
     stage("export to Loihi fixed point (netx HDF5)",
-          lambda: export_checkpoint(out / "snn_finetuned.pt", out / "demo.net", "compartments", 8, False, s.steps,
-                                    (side, side)))
+          lambda: export_checkpoint(ExportSettings(out / "snn_finetuned.pt", out / "demo.net", steps=s.steps,
+                                                   input_hw=(side, side))))
     spiking = load_snn(out / "snn_finetuned.pt")[1].spiking
     quant = stage("quantized (reference simulator) vs float SNN",
                   lambda: quantization_psnr(snn, spiking, test_set, s.steps, s.sigma, s.crop, seed))
@@ -143,9 +151,9 @@ def _deploy(out: Path, s: DemoSettings, seed: int, snn: Any, test_set: Any, stag
     clean = np.ascontiguousarray(center_crop(test_set.images[0], side))
     noisy = add_gaussian_noise(torch.from_numpy(clean)[None], s.sigma, torch.Generator().manual_seed(seed))[0].numpy()
     reference = stage("reference simulator on one crop (every spike recorded)",
-                      lambda: ReferenceSimulator(network).run(noisy, s.steps, record=True))
+                      lambda: get_backend("reference", network).run(network, noisy, s.steps, "spikes"))
     lava = stage("Lava CPU simulator (Loihi2SimCfg fixed_pt) on the same crop",
-                 lambda: run_lava(network, noisy, s.steps, record=True))
+                 lambda: get_backend("lava-cpu", network).run(network, noisy, s.steps, "spikes"))
     match = compare_results(network, reference, lava)
     hardware = stage("Loihi 2 profile report",
                      lambda: profile_report(network, noisy, s.steps, out / "report"))
@@ -155,30 +163,33 @@ def _deploy(out: Path, s: DemoSettings, seed: int, snn: Any, test_set: Any, stag
             "loihi2": hardware["summary"], "report_dir": str(out / "report")}
 
 
-def _print_summary(report: dict[str, Any]) -> None:
-    from toolchain.verbs.deploy import format_summary
+def describe(report: dict[str, Any]) -> str:
+    """The demo's summary, as a person reads it."""
+    from .hardware_report import HardwareSummary
+    lines: list[str] = []
     p, steps = report["psnr"], report["steps"]
-    print(f"\nDenoising, sigma {report['sigma']:g}, test images {', '.join(report['test_images'])} "
+    lines.append(f"\nDenoising, sigma {report['sigma']:g}, test images {', '.join(report['test_images'])} "
           f"(center {report['crop']} px), T = {steps}")
-    print(f"  U-Net (ANN)                              PSNR {p['ann']:.2f} dB")
-    print(f"  Spiking-UNet, layer-wise, converted      PSNR {p['converted_layer']:.2f} dB")
-    print(f"  Spiking-UNet, connection-wise, converted PSNR {p['converted_connection']:.2f} dB")
-    print(f"  Spiking-UNet, fine-tuned (spiking flow)  PSNR {p['finetuned']:.2f} dB "
+    lines.append(f"  U-Net (ANN)                              PSNR {p['ann']:.2f} dB")
+    lines.append(f"  Spiking-UNet, layer-wise, converted      PSNR {p['converted_layer']:.2f} dB")
+    lines.append(f"  Spiking-UNet, connection-wise, converted PSNR {p['converted_connection']:.2f} dB")
+    lines.append(f"  Spiking-UNet, fine-tuned (spiking flow)  PSNR {p['finetuned']:.2f} dB "
           f"({p['finetuned'] - p['ann']:+.2f} dB vs ANN)")
     m = report["converted_sweep"]
     if m["steps_to_match"] is None:
-        print(f"  converted-only never matched the fine-tuned SNN within T <= {max(m['curve'])} "
+        lines.append(f"  converted-only never matched the fine-tuned SNN within T <= {max(m['curve'])} "
               f"(central {m['crop']} px)")
     else:
-        print(f"  converted-only needs T = {m['steps_to_match']} to match the fine-tuned SNN at T = {steps} "
+        lines.append(f"  converted-only needs T = {m['steps_to_match']} to match the fine-tuned SNN at T = {steps} "
               f"({m['finetuned_psnr']:.2f} dB on the central {m['crop']} px)")
     d = report["deploy"]
     q = d["quantization"]["mean"]
-    print(f"\nExported network {d['net_file']} ({d['input_side']}x{d['input_side']} input, latency {d['latency_steps']} steps)")
-    print(f"  quantized (integer reference simulator) PSNR {q['quantized']:.2f} dB vs float SNN {q['float']:.2f} dB "
+    lines.append(f"\nExported network {d['net_file']} ({d['input_side']}x{d['input_side']} input, latency {d['latency_steps']} steps)")
+    lines.append(f"  quantized (integer reference simulator) PSNR {q['quantized']:.2f} dB vs float SNN {q['float']:.2f} dB "
           f"({d['quantization']['loss_db']:+.3f} dB loss)")
     m = d["lava_matches_reference"]
     verdict = "IDENTICAL to" if m["identical"] else "DIFFERENT from"
-    print(f"  lava-cpu run: every spike of {len(m['layers'])} layers at every step and the output are {verdict} "
+    lines.append(f"  lava-cpu run: every spike of {len(m['layers'])} layers at every step and the output are {verdict} "
           f"the reference simulator's")
-    print("  " + format_summary(d["loihi2"]) + f"; report in {d['report_dir']}")
+    lines.append("  " + HardwareSummary(**d["loihi2"]).describe() + f"; report in {d['report_dir']}")
+    return "\n".join(lines)

@@ -6,18 +6,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from toolchain.tasks import metrics
-from toolchain.data.embedded import ImageSet
-from toolchain.data.patches import add_gaussian_noise, center_crop
-from toolchain.lowering.lower import export_network
-from toolchain.ir.graph import Network
-from toolchain.lowering.quantize import QuantSettings
-from toolchain.simulators.reference import ReferenceResult, ReferenceSimulator, image_levels
-from toolchain.frontend.snn import SpikingUNet
+from ..data.embedded import ImageSet
+from ..data.patches import add_gaussian_noise, center_crop
+from ..frontend.snn import SpikingNetwork
+from ..ir import QuantizedNetwork
+from ..lowering.lower import export_network
+from ..lowering.quantize import QuantSettings
+from ..simulators.kernels import image_levels
+from ..simulators.reference import ReferenceSimulator
+from ..simulators.result import SimulationResult
+from ..tasks import metrics
+from ..vocab import Lowering
 
 
-def quantization_psnr(snn: SpikingUNet, spiking: dict[str, Any], test: ImageSet, steps: int, sigma: float,
-                      crop: int, seed: int, lowering: str = "graded") -> dict[str, Any]:
+def quantization_psnr(snn: SpikingNetwork, spiking: dict[str, Any], test: ImageSet, steps: int, sigma: float,
+                      crop: int, seed: int, lowering: Lowering = "graded") -> dict[str, Any]:
     """PSNR of the float SNN, of the float SNN on the integer input levels, and of the exported integer
     network on the reference simulator, image by image on the same seeded noisy input.
 
@@ -49,10 +52,10 @@ def quantization_psnr(snn: SpikingUNet, spiking: dict[str, Any], test: ImageSet,
             "loss_network_db": mean["float_leveled_input"] - mean["quantized"]}
 
 
-def compare_results(network: Network, reference: ReferenceResult, other: ReferenceResult) -> dict[str, Any]:
+def compare_results(network: QuantizedNetwork, reference: SimulationResult, other: SimulationResult) -> dict[str, Any]:
     """Layer by layer and step by step: are the spikes, the accumulator and the decoded output identical?"""
     layers = {}
-    for layer in network.neuron_layers:
+    for layer in network.synaptic_layers:
         if layer.name not in reference.spikes:
             continue
         a, b = reference.spikes[layer.name], other.spikes.get(layer.name)

@@ -32,9 +32,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from toolchain.lowering.fixed_point import V_LIMIT
-from toolchain.ir.graph import Network
-from toolchain.backends.lava.arith import part_weight
+from ...ir import Accumulator, Conv, MultiThreshold, QuantizedNetwork
+from ...ir.limits import V_LIMIT
+from ...simulators.kernels import SynapseOp, fixed, part_weight
+from ...vocab import Lowering
 
 TIME_OFFSET = 1
 RECORDER_BUFFER = 4
@@ -44,15 +45,15 @@ RECORDER_BUFFER = 4
 class Job:
     """Everything the worker needs: the network, per-neuron static currents, and the run settings."""
 
-    network: Network
+    network: QuantizedNetwork
     batch: int
     steps: int
     record: bool
-    lowering: str
+    lowering: Lowering
     static_bias: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mant, exp)
 
 
-def physical_steps(network: Network, steps: int) -> int:
+def physical_steps(network: QuantizedNetwork, steps: int) -> int:
     """Lava steps needed for ``steps`` logical steps: the output's last window step."""
     return network.output.depth + TIME_OFFSET + steps - 1
 
@@ -68,44 +69,45 @@ def build(job: Job) -> tuple[dict[str, Any], Any, Any, list[str], list[Any]]:
     Returns (neurons by layer name, the accumulator, the Recorder, the names of the layers it
     records, in its port order, the accumulator last, every process created).
     """
-    from toolchain.backends.lava.procs.process import Accumulator, MTNeuron, Recorder, Synapse
+    from .procs.process import Accumulator as AccumulatorProcess
+    from .procs.process import MTNeuron, Recorder, Synapse
 
     network, n = job.network, job.batch
     output = network.output
     neurons: dict[str, Any] = {}
     created: list[Any] = []
-    for layer in network.neuron_layers:
-        assert layer.neuron is not None and layer.bias is not None and layer.bias_exp is not None
+    for layer in network.synaptic_layers:
+        syn_params = fixed(layer)
         shape = (n,) + tuple(layer.shape)
-        if layer.static:
+        static = isinstance(layer, Conv) and layer.static
+        if static:
             bias_mant, bias_exp = job.static_bias[layer.name]
         else:
-            bias_mant = np.asarray(layer.bias, np.int64).reshape(1, -1, 1, 1)
-            bias_exp = np.asarray(layer.bias_exp, np.int64).reshape(1, -1, 1, 1)
+            bias_mant = np.asarray(syn_params.bias, np.int64).reshape(1, -1, 1, 1)
+            bias_exp = np.asarray(syn_params.bias_exp, np.int64).reshape(1, -1, 1, 1)
         start = start_step(layer.depth)
-        if layer is output:
-            proc = Accumulator(shape=shape, bias_mant=bias_mant, bias_exp=bias_exp, start=start,
-                               window=job.steps, v_limit=V_LIMIT, name=layer.name)
+        if isinstance(layer.neuron, Accumulator):
+            proc = AccumulatorProcess(shape=shape, bias_mant=bias_mant, bias_exp=bias_exp, start=start,
+                                      window=job.steps, v_limit=V_LIMIT, name=layer.name)
         else:
+            assert isinstance(layer.neuron, MultiThreshold)
             proc = MTNeuron(shape=shape, thresholds=layer.neuron.thresholds, bias_mant=bias_mant,
                             bias_exp=bias_exp, start=start, window=job.steps, lowering=job.lowering,
                             v_limit=V_LIMIT, record=job.record, name=layer.name)
         created.append(proc)
-        if not layer.static:
-            for (src, delay, offset), exp in zip(network.parts(layer), layer.weight_exp):
-                assert src.neuron is not None
+        if not static:
+            for (src, delay, offset), exp in zip(network.parts(layer), syn_params.weight_exp):
+                assert isinstance(src.neuron, MultiThreshold)  # type: ignore[attr-defined]
                 src_proc = neurons[src.name]
-                syn = Synapse(in_shape=src_proc.s_out.shape, out_shape=shape, kind=layer.kind,
+                syn = Synapse(in_shape=src_proc.s_out.shape, out_shape=shape, op=SynapseOp.of(layer),  # type: ignore[arg-type]
                               weight=part_weight(layer, offset, src.shape[0]), weight_exp=exp,
-                              ratios=src.neuron.spike_weights(), lowering=job.lowering,
-                              kernel=layer.kernel, stride=layer.stride, padding=layer.padding,
-                              output_padding=layer.output_padding, delay=delay,
-                              name=f"{layer.name}<-{src.name}")
+                              ratios=src.neuron.spike_weights(), lowering=job.lowering,  # type: ignore[attr-defined]
+                              delay=delay, name=f"{layer.name}<-{src.name}")
                 src_proc.s_out.connect(syn.s_in)
                 syn.a_out.connect(proc.a_in)
                 created.append(syn)
         neurons[layer.name] = proc
-    recorded = [layer.name for layer in network.neuron_layers if job.record and layer is not output]
+    recorded = [layer.name for layer in network.synaptic_layers if job.record and layer is not output]
     ports = [neurons[name].rec_out for name in recorded] + [neurons[output.name].a_out]
     recorder = Recorder(shapes=[port.shape for port in ports], name="recorder",
                         buffer_size=min(RECORDER_BUFFER, physical_steps(network, job.steps)))
@@ -124,9 +126,9 @@ def run_config(processes: list[Any] = ()) -> Any:
     """
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from toolchain.backends.lava.procs.models import (PyAccumulatorModelFixed, PyMTNeuronModelFixed, PyMTNeuronModelFixedInt8,
+    from .procs.models import (PyAccumulatorModelFixed, PyMTNeuronModelFixed, PyMTNeuronModelFixedInt8,
                                PySynapseModelFixed, recorder_model)
-    from toolchain.backends.lava.procs.process import Accumulator, MTNeuron, Recorder, Synapse
+    from .procs.process import Accumulator, MTNeuron, Recorder, Synapse
 
     models: dict[Any, Any] = {MTNeuron: PyMTNeuronModelFixed, Synapse: PySynapseModelFixed,
                               Accumulator: PyAccumulatorModelFixed}

@@ -33,12 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.errors import BackendError, ConfigError
-from toolchain.lowering.fixed_point import Overflow, to_bias_format
-from toolchain.ir.graph import Network
-from toolchain.simulators.reference import LOWERINGS, ReferenceResult, image_levels, static_current
-from toolchain.frontend.snn import check_steps
-from toolchain.backends.lava.graph import Job, runtime_shared_memory, runtime_workers, simulate
+from ...checks import check_steps
+from ...errors import BackendError, ConfigError
+from ...ir import Accumulator, Conv, QuantizedNetwork
+from ...lowering.fixed_point import Overflow, to_bias_format
+from ...simulators.kernels import fixed, image_levels, static_current
+from ...simulators.result import SimulationResult
+from ...vocab import LOWERINGS, RECORDS, Lowering, Record
+from .graph import Job, runtime_shared_memory, runtime_workers, simulate
 
 DEFAULT_TIMEOUT_S = 600.0
 WORKER_EXIT_GRACE_S = 30.0   # a finished worker must exit (stop Lava) within this, or it is killed
@@ -79,20 +81,12 @@ class LavaTiming:
         return {**asdict(self), "per_step_s": self.per_step_s, "per_lava_step_s": self.per_lava_step_s}
 
 
-@dataclass
-class LavaResult(ReferenceResult):
-    """A :class:`~toolchain.refsim.ReferenceResult` (same fields, same meaning, same logical-time
-    layout of ``spikes``) plus the run's :class:`LavaTiming`."""
-
-    timing: LavaTiming | None = None
-
-
-def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = False,
-             timeout_s: float = DEFAULT_TIMEOUT_S, lowering: str | None = None) -> LavaResult:
+def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: Record = "none",
+             timeout_s: float = DEFAULT_TIMEOUT_S, lowering: Lowering | None = None) -> SimulationResult:
     """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``).
 
     ``images``: (N, C, H, W) floats of exactly the network's input shape, turned into integer levels
-    by :func:`toolchain.refsim.image_levels` as the reference simulator does; the N images run side
+    by :func:`toolchain.simulators.kernels.image_levels` as the reference simulator does; the N images run side
     by side (every process has a batch dimension). ``lowering`` defaults to the network's
     (``meta['lowering']``). The result equals ``ReferenceSimulator(network).run(images, steps,
     record)`` field for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
@@ -102,10 +96,12 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
     (wall-clock seconds for the whole call); nothing is left running either way.
     """
     t0 = time.perf_counter()
-    if not network.quantized:
+    if not isinstance(network, QuantizedNetwork):
         raise ConfigError("the lava-cpu backend runs quantized networks (export first)")
     check_steps(steps)
-    lowering = lowering or network.meta.get("lowering", "compartments")
+    if record not in RECORDS:
+        raise ConfigError(f"record must be one of {RECORDS}, got {record!r}")
+    lowering = lowering or network.lowering
     if lowering not in LOWERINGS:
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     if not timeout_s > 0:
@@ -115,7 +111,7 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
         raise ConfigError(f"images must be (N, {', '.join(map(str, network.input.shape))}) for this "
                           f"network, got {images.shape}")
     output = network.output
-    if output.neuron is None or output.neuron.kind != "ACC":
+    if not isinstance(getattr(output, "neuron", None), Accumulator):
         raise ConfigError("the network's last layer must be the output accumulator")
 
     if not lava_installed():
@@ -125,17 +121,17 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
     levels = image_levels(images)
     static_overflow = Overflow()
     static_bias = {}
-    for layer in network.neuron_layers:
-        if layer.static:
+    for layer in network.synaptic_layers:
+        if isinstance(layer, Conv) and layer.static:
             current = static_current(layer, levels, static_overflow).numpy()
             static_bias[layer.name] = to_bias_format(current, Overflow())   # exact: it is in the format
-    job = Job(network, len(images), steps, record, lowering, static_bias)
+    job = Job(network, len(images), steps, record != "none", lowering, static_bias)
     payload = _run_in_worker(job, float(timeout_s))
 
     acc = payload["accumulator"]
     spikes = {}
     for name, packed in payload["packed"].items():
-        n_thr = network[name].neuron.compartments  # type: ignore[union-attr]
+        n_thr = network[name].neuron.compartments  # type: ignore[attr-defined]
         bits = np.arange(n_thr, dtype=np.uint8).reshape(1, n_thr, 1, 1, 1, 1)
         spikes[name] = (packed[:, None] >> bits) & np.uint8(1)
     counts, sats, n = payload["spike_counts"], payload["saturations"], len(images)
@@ -143,12 +139,20 @@ def run_lava(network: Network, images: np.ndarray, steps: int, record: bool = Fa
     timing = LavaTiming(total_s=time.perf_counter() - t0, build_s=t["build_s"], compile_s=t["compile_s"],
                         run_s=t["run_s"], read_s=t["read_s"], stop_s=t["stop_s"], lava_steps=t["lava_steps"],
                         logical_steps=steps, processes=t["processes"])
-    return LavaResult(output=acc / (output.unit * steps), accumulator=acc, steps=steps,
-                      spike_counts={k: v.sum(axis=1).tolist() for k, v in counts.items()},
-                      saturations={k: int(v.sum()) for k, v in sats.items()},
-                      image_spike_counts=[{k: v[:, i].tolist() for k, v in counts.items()} for i in range(n)],
-                      image_saturations=[{k: int(v[i]) for k, v in sats.items()} for i in range(n)],
-                      static_overflow=static_overflow, spikes=spikes, timing=timing)
+    count_maps, message_maps = {}, {}
+    if record == "counts":
+        for name, rec in spikes.items():
+            count_maps[name] = rec.sum(axis=0, dtype=np.int64)
+            message_maps[name] = rec.any(axis=1).sum(axis=0, dtype=np.int64)
+        spikes = {}
+    return SimulationResult(
+        output=acc / (fixed(output).unit * steps), accumulator=acc, steps=steps,  # type: ignore[arg-type]
+        spike_counts={k: v.sum(axis=1).tolist() for k, v in counts.items()},
+        saturations={k: int(v.sum()) for k, v in sats.items()},
+        image_spike_counts=[{k: v[:, i].tolist() for k, v in counts.items()} for i in range(n)],
+        image_saturations=[{k: int(v[i]) for k, v in sats.items()} for i in range(n)],
+        static_overflow=static_overflow, spikes=spikes, count_maps=count_maps, message_maps=message_maps,
+        timing=timing)
 
 
 # ----------------------------------------------------------------------------------------- caller side

@@ -6,8 +6,8 @@ network from its own processes: it loads the very file with stock ``lava.lib.dl.
 layer's ``bias_mant`` to the image and runs ``Loihi2SimCfg(select_tag='fixed_pt')`` in the
 backend's isolated worker (:mod:`.runner`). Every neuron layer's spikes leave, step by step, through
 the backend's :class:`~.procs.process.Recorder`; the final u and v are read with ``Var.get()``.
-The result is laid out as :class:`toolchain.refsim_physical.PhysicalResult` (step t = Lava step
-t + 1) and equals :func:`toolchain.refsim_physical.simulate_cuba` on the same file.
+The result is laid out as :class:`toolchain.simulators.physical.PhysicalResult` (step t = Lava step
+t + 1) and equals :func:`toolchain.simulators.physical.simulate_cuba` on the same file.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """fixed_pt Python models (LoihiProtocol, CPU) of the lava-cpu backend's processes.
 
 The MT maths is :func:`toolchain.neuron.mt_step` on int64 (never re-implemented here); synaptic
-sums are :func:`toolchain.lava_backend.arith.synapse_current` (the reference simulator's exact
+sums are :func:`toolchain.simulators.kernels.synapse_current` (the reference simulator's exact
 integer convolution). Torch runs single-threaded in every worker.
 
 Absolute imports only: Lava's compiler re-executes this file under a bare module name.
@@ -20,9 +20,9 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from toolchain.backends.lava.arith import synapse_current
 from toolchain.backends.lava.procs.process import Accumulator, MTNeuron, Recorder, Synapse
 from toolchain.neuron.mt import mt_output, mt_step
+from toolchain.simulators.kernels import synapse_current
 
 
 def _per_image(flags: np.ndarray) -> np.ndarray:
@@ -113,12 +113,10 @@ class PySynapseModelFixed(PyLoihiProcessModel):
     def __init__(self, proc_params) -> None:
         super().__init__(proc_params)
         torch.set_num_threads(1)
-        self._kind = proc_params["kind"]
+        self._op = proc_params["op"]
         self._exp = int(proc_params["weight_exp"])
         self._ratios = np.asarray(proc_params["ratios"], dtype=np.int64)
         self._graded = proc_params["lowering"] == "graded"
-        self._geometry = dict(kernel=proc_params["kernel"], stride=proc_params["stride"],
-                             padding=proc_params["padding"], output_padding=proc_params["output_padding"])
         self._out_shape = tuple(proc_params["out_shape"])
         self._payload_max = int(self._ratios.sum())
         self._zeros = np.zeros(self._out_shape, np.int64)
@@ -138,8 +136,7 @@ class PySynapseModelFixed(PyLoihiProcessModel):
             payload = s_in.astype(np.int64)
         else:   # (N_thr, N, C, H, W) binary -> q = sum_i r_i s_i
             payload = np.tensordot(self._ratios, s_in.astype(np.int64), axes=(0, 0))
-        current = synapse_current(self._kind, torch.from_numpy(payload), self._weight, self._payload_max,
-                                  **self._geometry)
+        current = synapse_current(self._op, torch.from_numpy(payload), self._weight, self._payload_max)
         self._queue.append(current.numpy() << self._exp)
 
 

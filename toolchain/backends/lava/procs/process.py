@@ -17,7 +17,8 @@ from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
-from toolchain.lowering.fixed_point import V_LIMIT
+from toolchain.ir.limits import V_LIMIT
+from toolchain.simulators.kernels import SynapseOp
 
 Shape = ty.Tuple[int, ...]
 
@@ -84,28 +85,24 @@ class Synapse(AbstractProcess):
         a =       (1   << weight_exp) * op(q,   weight)      (graded)
 
     with op = conv2d / conv_transpose2d (weights (C_out, C_in, k, k) / (C_in, C_out, k, k)) or
-    sum pooling times a scalar mantissa (``kind="pool"``, ``weight`` of one element).
+    sum pooling times a scalar mantissa (``op.kind == "pool"``, ``weight`` of one element), as
+    :func:`toolchain.simulators.kernels.synapse_current` computes them.
     Latency: the current computed from the input received at step t is sent at step
     t + 1 + ``delay`` (``delay`` = the extra synaptic delay of a concat part; on Loihi 2 it is the
     synapse's delay field, 1 + delay <= 62).
     """
 
-    def __init__(self, *, in_shape: Shape, out_shape: Shape, kind: str, weight: np.ndarray,
+    def __init__(self, *, in_shape: Shape, out_shape: Shape, op: SynapseOp, weight: np.ndarray,
                  weight_exp: int, ratios: ty.Sequence[int], lowering: str = "compartments",
-                 kernel: int = 1, stride: int = 1, padding: int = 0, output_padding: int = 0,
                  delay: int = 0, name: str | None = None) -> None:
-        if kind not in ("conv", "convT", "pool"):
-            raise ValueError(f"unknown synapse kind {kind!r}")
         if int(weight_exp) < 0:
             raise ValueError(f"on-chip weight exponents are >= 0, got {weight_exp}")
         if int(delay) < 0:
             raise ValueError(f"delay must be >= 0, got {delay}")
         weight = np.asarray(weight, dtype=np.int64)
-        super().__init__(in_shape=tuple(in_shape), out_shape=tuple(out_shape), kind=kind,
+        super().__init__(in_shape=tuple(in_shape), out_shape=tuple(out_shape), op=op,
                          weight_exp=int(weight_exp), ratios=tuple(int(r) for r in ratios),
-                         lowering=lowering, kernel=int(kernel), stride=int(stride),
-                         padding=int(padding), output_padding=int(output_padding), delay=int(delay),
-                         name=name)
+                         lowering=lowering, delay=int(delay), name=name)
         self.s_in = InPort(shape=tuple(in_shape))
         self.a_out = OutPort(shape=tuple(out_shape))
         self.weight = Var(shape=weight.shape, init=weight)

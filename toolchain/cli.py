@@ -1,0 +1,324 @@
+"""Spiking-UNet toolchain: train a U-Net, convert it to a Spiking-UNet, fine-tune, evaluate, and
+(see the README) export it to Lava-DL netx, simulate it and profile it for Loihi 2.
+
+Every verb has --help. Errors are one line on stderr with a non-zero exit code; outputs are written
+atomically, so an error, Ctrl-C (exit 130) or SIGTERM (exit 143) never leaves a half-written file.
+`train` and `finetune` save a checkpoint after every epoch and continue from it with --resume;
+under `torchrun --nproc_per_node N cli.py train ...` they run data-parallel.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+from toolchain.vocab import LAYOUTS, LOWERINGS, NORMALIZATIONS, TARGETS, TASKS
+
+
+FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "strict": "--strict",
+         "batch": "--batch", "workers": "--workers"}
+"""Settings named in library messages (as `name`) and the flags that set them."""
+
+
+def _thresholds(text: str) -> tuple[float, ...]:
+    """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
+    from toolchain.errors import ConfigError
+    from toolchain.neuron.mt import default_thresholds, validate_thresholds
+    try:
+        if "," not in text and "." not in text:
+            return default_thresholds(int(text))
+        return validate_thresholds(float(v) for v in text.split(","))
+    except (ValueError, ConfigError):
+        raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}")
+
+
+def _percentile(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}")
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean exit as Ctrl-C (temporary files removed, Lava stopped)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _main_rank() -> bool:
+    """False in ranks 1.. of a torchrun job: they neither print summaries nor write reports."""
+    from toolchain.frontend.distributed import is_main_process
+    return is_main_process()
+
+
+def _say(text: str) -> None:
+    if _main_rank():
+        print(text, flush=True)
+
+
+def _schedule(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.runs import Schedule
+    return Schedule(a.epochs, a.batches_per_epoch, a.batch, a.patch, a.lr)
+
+
+def cmd_train(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.source import DataSource
+    from toolchain.verbs.train import TrainSettings, train
+    source = DataSource(a.task, a.channels, a.data, a.layout).resolved()
+    report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume), log=_say)
+    _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.seconds:.0f} s, "
+         f"final loss {report.final_loss:.4f} -> {a.out}")
+    return report
+
+
+def cmd_convert(a: argparse.Namespace) -> Any:
+    from toolchain.frontend.conversion import ConversionSettings
+    from toolchain.verbs.train import ConvertSettings, convert_checkpoint
+    report = convert_checkpoint(ConvertSettings(a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds),
+                                                a.calibration, a.patch, a.seed))
+    print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
+    return report
+
+
+def cmd_finetune(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
+    report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume),
+                                 log=_say)
+    _say(f"fine-tuned at T={a.steps} in {report.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
+    return report
+
+
+def cmd_evaluate(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.evaluate import EvaluateSettings, evaluate_checkpoint
+    report = evaluate_checkpoint(EvaluateSettings(a.checkpoint, a.steps, tuple(a.sigma), a.seed, a.crop, a.data,
+                                                  a.layout))
+    for row in report.denoise or []:
+        print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
+    if report.segmentation is not None:
+        print(", ".join(f"{k} {v:.3f}" for k, v in report.segmentation.items()))
+    return report
+
+
+def cmd_export(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.export import DEFAULT_EXPORT_SIDE, ExportSettings, export_checkpoint
+    report = export_checkpoint(ExportSettings(a.checkpoint, a.output, a.mt_lowering, a.weight_bits, a.theta_unit,
+                                              a.steps, a.input_size or (DEFAULT_EXPORT_SIDE, DEFAULT_EXPORT_SIDE),
+                                              a.strict, a.netx_compatible))
+    print(report.describe())
+    print(f"wrote {a.output}")
+    return report
+
+
+def _profile(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.hardware_report import ProfileChoice
+    return ProfileChoice(a.profile, tuple(a.set))
+
+
+def cmd_simulate(a: argparse.Namespace) -> Any:
+    from toolchain.backends import BackendOptions
+    from toolchain.verbs.hardware_report import HardwareSummary
+    from toolchain.verbs.simulate import SimulateSettings, simulate_file
+    report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
+                                            _profile(a), BackendOptions(timeout_s=a.timeout), a.batch, a.workers))
+    for row in report.images:
+        print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
+              f"on {row.backend} -> {row.out}")
+        if row.report is not None:
+            print("  " + HardwareSummary(**row.report).describe())
+    return report
+
+
+def cmd_report(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.hardware_report import HardwareSummary, ReportSettings, report_file
+    report = report_file(ReportSettings(a.network, a.out, a.input, a.steps, _profile(a), a.add_noise, a.seed,
+                                        a.max_chips))
+    print(HardwareSummary(**report["summary"]).describe())
+    print(f"wrote {a.out}/report.json, report.md and plots")
+    return report["summary"]
+
+
+def cmd_demo(a: argparse.Namespace) -> Any:
+    from toolchain.verbs.demo import describe, run_demo
+    report = run_demo(a.out_dir, a.seed, quick=a.quick, log=lambda line: print(line, flush=True))
+    print(describe(report))
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    def verb(name: str, helptext: str, handler: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=helptext, description=helptext)
+        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+        p.set_defaults(handler=handler)
+        return p
+
+    def training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
+        p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
+        p.add_argument("--batches-per-epoch", type=int, default=100, help="batches per epoch (default 100)")
+        p.add_argument("--batch", type=int, default=batch,
+                       help=f"patches per batch (default {batch}); under torchrun the global batch, split over ranks")
+        p.add_argument("--patch", type=int, default=48, help="patch side in pixels (default 48)")
+        p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint at --out (saved after every epoch) if there is one")
+
+    p = verb("train", "train a U-Net (the ANN)", cmd_train)
+    p.add_argument("--task", choices=TASKS, default="denoise")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=1, help="1 gray, 3 color (default 1)")
+    p.add_argument("--classes", type=int, default=2, help="segmentation classes (default 2)")
+    p.add_argument("--width", type=int, default=64, help="channels of the first stage (paper: 64)")
+    p.add_argument("--depth", type=int, default=4, help="number of pooling stages (paper: 4)")
+    p.add_argument("--data", metavar="DIR", help="a dataset folder instead of the embedded photos (see --layout)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
+                        "published layout (default: detected)")
+    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    training_options(p, epochs=10, lr=1e-3, batch=16)
+
+    p = verb("convert", "convert an ANN checkpoint into a Spiking-UNet", cmd_convert)
+    p.add_argument("checkpoint", help="ANN checkpoint (.pt)")
+    p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
+    p.add_argument("--percentile", type=_percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--thresholds", type=_thresholds, default=(2.0, 1.0, 0.5, 0.25),
+                   help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
+    p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
+    p.add_argument("--patch", type=int, default=48, help="calibration patch side (default 48)")
+    p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
+
+    p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
+    p.add_argument("checkpoint", help="SNN checkpoint (.pt)")
+    p.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
+    training_options(p, epochs=3, lr=1e-4, batch=8)
+
+    p = verb("evaluate", "evaluate an ANN or SNN checkpoint on its test images", cmd_evaluate)
+    p.add_argument("checkpoint", help="ANN or SNN checkpoint (.pt)")
+    p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
+    p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
+    p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
+    p.add_argument("--data", metavar="DIR", help="evaluate on this dataset folder instead of the checkpoint's test split")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+
+    p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
+    p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
+    p.add_argument("-o", "--output", required=True, help="output .net file")
+    p.add_argument("--mt-lowering", choices=LOWERINGS, default="compartments",
+                   help="MT neuron as N binary IF compartments on one membrane, or one graded-spike neuron")
+    p.add_argument("--weight-bits", type=int, default=8, help="weight mantissa bits (default 8)")
+    p.add_argument("--theta-unit", type=int, default=4096, help="smallest threshold in membrane units (default 4096)")
+    p.add_argument("--steps", type=int, help="time steps T recorded in the file (default: the fine-tuning T, else 10)")
+    p.add_argument("--input-size", type=_hw, help="nominal input size N or HxW (default 64)")
+    p.add_argument("--strict", action="store_true", help="fail instead of saturating values that overflow")
+    p.add_argument("--netx-compatible", action="store_true",
+                   help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
+                        "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
+
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("network", help=".net file written by 'export'")
+        p.add_argument("--steps", type=int, help="time steps T (default: the file's)")
+        p.add_argument("--add-noise", type=float, metavar="SIGMA", help="add Gaussian noise (0..255 scale) first")
+        p.add_argument("--profile", default="loihi2", help="hardware profile name or JSON file (default loihi2)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile value")
+
+    p = verb("simulate", "run a .net file on the reference simulator, Lava's CPU simulator or the Loihi 2 profile",
+             cmd_simulate)
+    run_options(p)
+    p.add_argument("--backend", choices=TARGETS, default="reference")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
+    p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
+    p.add_argument("--batch", type=int, default=1,
+                   help="images of the same padded size simulated together (one Lava run each for lava-cpu; default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes over the images (reference, loihi2; default 1)")
+
+    p = verb("report", "Loihi 2 cost report: cores, chips, spikes, synaptic ops, energy vs the ANN", cmd_report)
+    run_options(p)
+    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size)")
+    p.add_argument("--out", default="report", help="output folder (default ./report)")
+    p.add_argument("--max-chips", type=int, help="override the profile's chip limit")
+
+    p = verb("demo", "the whole pipeline on the embedded photos", cmd_demo)
+    p.add_argument("--out-dir", default="runs/demo", help="where everything is written (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny, fast configuration (for tests)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from toolchain.errors import ToolchainError
+    previous = _install_sigterm()
+    try:
+        report = args.handler(args)
+        _emit(report, args.json)
+    except ToolchainError as exc:
+        _stderr_line(f"error: {_flags(' '.join(str(exc).splitlines()))}")
+        return exc.exit_code
+    except Terminated:
+        _stderr_line("terminated: no partial output was left behind")
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        _stderr_line("interrupted: no partial output was left behind")
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _emit(report: Any, json_path: str | None) -> None:
+    from toolchain.files import write_json
+    if json_path and _main_rank():
+        write_json(json_path, report if isinstance(report, dict) else report.to_dict())
+        print(f"wrote {json_path}")
+
+
+def _flags(message: str) -> str:
+    """Library messages name settings as `name`; on the command line they are flags."""
+    return re.sub(r"`(\w+)`", lambda m: FLAGS.get(m.group(1), m.group(1)), message)
+
+
+def _stderr_line(text: str) -> None:
+    """One line in a single write: lines of several processes (torchrun ranks) never interleave."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) while a verb runs, so a kill takes the
+    same clean path as Ctrl-C: atomic writes drop their temporary files, the lava-cpu backend kills
+    its worker group, a torchrun rank leaves its process group. Returns the handler to restore."""
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:          # not the main thread (cli.main called from a thread): leave it alone
+        return None
+
+
+def run() -> None:
+    """The console command's entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,107 @@
+"""The exact integer kernels both simulators and the Lava backend's process models use.
+
+Synaptic currents of integer payloads with integer mantissas are computed with torch's float
+convolutions, exactly: in float32 when the largest possible sum is below 2**24 (every value, partial
+sums included, is then an exact integer) and in float64 otherwise; the results are cast to int64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..ir import Conv, ConvTranspose, FixedSynapses, Pair, SpatialLayer, SumPool, SynapticLayer
+from ..ir.limits import IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN
+from ..lowering.fixed_point import Overflow, bias_value, round_half_away, scale_by_exponent, to_bias_format
+
+
+def exact_dtype(weight: np.ndarray, payload_max: int, fan_in: int) -> torch.dtype:
+    """float32 if every sum of ``fan_in`` products |w| x payload_max stays below 2**24, else float64."""
+    bound = float(np.abs(weight).max(initial=0)) * payload_max * fan_in
+    return torch.float32 if bound < 2 ** 24 else torch.float64
+
+
+@dataclass(frozen=True)
+class SynapseOp:
+    """The geometry of a spatial synapse (what :func:`synapse_current` needs of a layer; picklable,
+    without weights, so that a Lava process can carry it)."""
+
+    kind: Literal["conv", "convT", "pool"]
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    output_padding: Pair = (0, 0)
+
+    @classmethod
+    def of(cls, layer: SpatialLayer) -> "SynapseOp":
+        if isinstance(layer, SumPool):
+            return cls("pool", layer.kernel, layer.kernel)
+        if isinstance(layer, ConvTranspose):
+            return cls("convT", layer.kernel, layer.stride, layer.padding, layer.output_padding)
+        assert isinstance(layer, Conv)
+        return cls("conv", layer.kernel, layer.stride, layer.padding)
+
+
+def synapse_current(op: SynapseOp, x: torch.Tensor, weight: np.ndarray, payload_max: int,
+                    float64: bool = False) -> torch.Tensor:
+    """conv / convT / sum-pool of integer payloads ``x`` (N, C, H, W), |x| <= ``payload_max``, with
+    integer mantissas ``weight``, exactly, as int64. ``float64`` forces the float64 path (the same
+    integers, slower; for tests of the float32 choice)."""
+    if op.kind == "pool":
+        dtype = torch.float64 if float64 else exact_dtype(weight, payload_max, op.kernel[0] * op.kernel[1])
+        summed = F.avg_pool2d(x.to(dtype), op.kernel, divisor_override=1)   # exact window sums
+        return summed.to(torch.int64) * int(weight.reshape(-1)[0])
+    kh, kw = op.kernel
+    fan_in = weight.shape[0 if op.kind == "convT" else 1] * kh * kw
+    dtype = torch.float64 if float64 else exact_dtype(weight, payload_max, fan_in)
+    w = torch.from_numpy(weight).to(dtype)
+    if op.kind == "conv":
+        y = F.conv2d(x.to(dtype), w, stride=op.stride, padding=op.padding)
+    else:
+        y = F.conv_transpose2d(x.to(dtype), w, stride=op.stride, padding=op.padding, output_padding=op.output_padding)
+    return y.to(torch.int64)   # exact integers in float: the cast is exact
+
+
+def fixed(layer: SynapticLayer) -> FixedSynapses:
+    """The layer's fixed-point parameters (a quantized network's layers all have them)."""
+    assert isinstance(layer.synapses, FixedSynapses), f"layer {layer.name} is not quantized"
+    return layer.synapses
+
+
+def part_weight(layer: SynapticLayer, offset: int, count: int) -> np.ndarray:
+    """The mantissas of ``layer`` fed by input channels [offset, offset + count) (one concat part)."""
+    weight = fixed(layer).weight
+    if isinstance(layer, SumPool):
+        return weight
+    if isinstance(layer, ConvTranspose):
+        return weight[offset:offset + count]
+    return weight[:, offset:offset + count]
+
+
+def bias_current(layer: SynapticLayer) -> torch.Tensor:
+    """The integer current the layer's bias adds every step, (1, C, 1, 1) int64."""
+    syn = fixed(layer)
+    return torch.from_numpy(bias_value(syn.bias, syn.bias_exp)).view(1, -1, 1, 1)
+
+
+def image_levels(images: np.ndarray) -> np.ndarray:
+    """Float images -> integer pixel levels round(255 x), halves away from zero, saturated to 10-bit signed.
+
+    An 8-bit image maps to 0..255 exactly; the signed headroom keeps inputs with unclipped noise
+    (the usual denoising benchmark protocol) from being clipped to [0, 1].
+    """
+    levels = round_half_away(np.asarray(images, dtype=np.float64) * IMAGE_LEVELS)
+    return np.clip(levels, INPUT_LEVEL_MIN, INPUT_LEVEL_MAX).astype(np.int64)
+
+
+def static_current(layer: Conv, levels: np.ndarray, overflow: Overflow) -> torch.Tensor:
+    """The first layer's constant current conv(x, m) * 2**e + bias, rounded into the bias format."""
+    syn = fixed(layer)
+    (exp,) = syn.weight_exp
+    conv = synapse_current(SynapseOp.of(layer), torch.from_numpy(levels), syn.weight, -INPUT_LEVEL_MIN).numpy()
+    raw = scale_by_exponent(conv, exp) + bias_value(syn.bias, syn.bias_exp).reshape(1, -1, 1, 1)
+    mant, bexp = to_bias_format(raw, overflow)
+    return torch.from_numpy(bias_value(mant, bexp))

@@ -1,0 +1,216 @@
+"""The simulate verb: a ``.net`` file on every input image, on a backend or the Loihi 2 target.
+
+Every target writes the same three files per image, so results compare file to file:
+``output.npy`` (the decoded network output: the noise map for denoising, class logits / T for
+segmentation), ``spikes.json`` (per-layer spike counts per threshold) and ``output.png`` (the
+restored image, or the segmentation as a label image). The ``loihi2`` target runs the reference
+backend keeping per-neuron counts and writes the hardware report over that run beside them.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from netx_export import read_network
+
+from ..backends import BackendOptions, SimulatorBackend, get_backend
+from ..checks import check_steps, positive_int
+from ..errors import ConfigError, DataError
+from ..files import atomic_path, write_json
+from ..hardware import Activity
+from ..ir import MultiThreshold, QuantizedNetwork, resize
+from ..simulators.result import SimulationResult
+from ..vocab import TARGETS, Record, Target
+from .hardware_report import ProfileChoice, report_over_run
+from .inputs import decode, input_images, padded, save_png, with_noise
+
+
+@dataclass(frozen=True)
+class SimulateSettings:
+    """Run ``network`` on ``inputs`` (an image or a folder) for ``steps`` steps (default: the file's).
+
+    ``batch``: images whose padded sizes agree run together, up to ``batch`` at a time (one Lava run
+    per batch for lava-cpu; every per-image figure is what a run of that image alone gives).
+    ``workers``: a pool of that many forked processes runs the batches (one torch thread each), for
+    the reference and loihi2 targets. Image k's noise comes from seed + k whatever the batching.
+    """
+
+    network: str | os.PathLike[str]
+    inputs: str | os.PathLike[str]
+    out: str | os.PathLike[str]
+    target: Target = "reference"
+    steps: int | None = None
+    noise_sigma: float | None = None
+    seed: int = 0
+    profile: ProfileChoice = ProfileChoice()
+    options: BackendOptions = field(default_factory=BackendOptions)
+    batch: int = 1
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown backend {self.target!r}; choose one of {TARGETS}")
+        positive_int("batch", self.batch)
+        positive_int("workers", self.workers)
+        if self.steps is not None:
+            check_steps(self.steps)
+        if self.target == "lava-cpu" and self.workers > 1:
+            raise ConfigError("`workers` applies to the reference and loihi2 backends; lava-cpu runs one Lava "
+                              "process tree at a time (use `batch` to put several images into one Lava run)")
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """One image's row of the simulate report."""
+
+    image: str
+    backend: str
+    steps: int
+    wall_time_s: float
+    spikes: int
+    out: str
+    report: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"image": self.image, "backend": self.backend, "steps": self.steps, "wall_time_s": self.wall_time_s,
+               "spikes": self.spikes, "out": self.out}
+        return row if self.report is None else {**row, "report": self.report}
+
+
+@dataclass(frozen=True)
+class SimulateReport:
+    file: str
+    backend: str
+    batch: int
+    workers: int
+    images: list[ImageRun]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verb": "simulate", "file": self.file, "backend": self.backend, "batch": self.batch,
+                "workers": self.workers, "images": [row.to_dict() for row in self.images]}
+
+
+def spikes_report(network: QuantizedNetwork, result: SimulationResult) -> dict[str, Any]:
+    thresholds = {l.name: list(l.neuron.thresholds) for l in network.synaptic_layers
+                  if isinstance(l.neuron, MultiThreshold)}
+    return {"steps": result.steps, "total": int(sum(sum(v) for v in result.spike_counts.values())),
+            "layers": {name: {"per_threshold": counts, "thresholds": thresholds.get(name), "total": int(sum(counts)),
+                              "membrane_saturations": result.saturations.get(name, 0)}
+                       for name, counts in result.spike_counts.items()}}
+
+
+def simulate_file(settings: SimulateSettings) -> SimulateReport:
+    """Run a .net file on every input image (see :class:`SimulateSettings`); write output.npy,
+    spikes.json and output.png per image. Everything is checked (the file, the profile, every image)
+    before the first output is written."""
+    network = read_network(settings.network)
+    steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
+    hw = settings.profile.load() if settings.target == "loihi2" else None   # a bad profile fails before any output
+    images = input_images(settings.inputs, network.input.shape[0])
+    stems = [stem for stem, _ in images]
+    for stem in stems:
+        if stems.count(stem) > 1:
+            raise DataError(f"{settings.inputs}: several images are named {stem!r} (different suffixes); their "
+                            f"outputs would go to the same folder")
+    noisy_images = [with_noise(image, settings.noise_sigma, settings.seed + k) for k, (_, image) in enumerate(images)]
+    groups = _batches([padded(im, int(network.meta.multiple or 1)) for im in noisy_images], settings.batch)
+    backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
+    record: Record = "counts" if settings.target == "loihi2" else "none"
+    out = Path(settings.out)
+    rows: dict[int, ImageRun] = {}
+    bar = tqdm(total=len(images), desc=f"simulate ({settings.target})", disable=len(images) < 2)
+    with contextlib.closing(_run_groups(backend, network, groups, steps, record, settings.workers)) as runs:
+        for indices, stacked, result, seconds in runs:
+            sized = resize(network, stacked.shape[-2:])
+            for i, k in enumerate(indices):
+                stem = images[k][0]
+                target = out if len(images) == 1 else out / stem
+                item = result.item(i)
+                report = None
+                if hw is not None:
+                    report = report_over_run(sized, item, Activity.from_result(sized, item), steps, target,
+                                             hw)["summary"]
+                rows[k] = _write_outputs(target, stem, settings.target, sized, item, noisy_images[k],
+                                         seconds / len(indices), report)
+                bar.update(1)
+    bar.close()
+    return SimulateReport(str(settings.network), settings.target, settings.batch, settings.workers,
+                          [rows[k] for k in sorted(rows)])
+
+
+def _write_outputs(target: Path, stem: str, backend: str, network: QuantizedNetwork, result: SimulationResult,
+                   noisy: np.ndarray, seconds: float, report: dict[str, Any] | None) -> ImageRun:
+    """output.npy, spikes.json and output.png of one image (each written atomically); its report row."""
+    output, picture = decode(network, result, noisy)
+    with atomic_path(target / "output.npy") as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, output)
+    spikes = spikes_report(network, result)
+    write_json(target / "spikes.json", {"backend": backend, "image": stem, "wall_time_s": seconds, **spikes})
+    save_png(target / "output.png", picture)
+    return ImageRun(stem, backend, result.steps, seconds, spikes["total"], str(target), report)
+
+
+Group = tuple[list[int], np.ndarray]          # (image indices, their padded images stacked: N, C, H, W)
+
+
+def _batches(padded_images: list[np.ndarray], size: int) -> list[Group]:
+    """Consecutive runs of up to ``size`` images per padded shape, in the order their first image comes."""
+    open_groups: dict[tuple[int, ...], list[int]] = {}
+    groups: list[list[int]] = []
+    for k, image in enumerate(padded_images):
+        members = open_groups.setdefault(image.shape, [])
+        if not members:
+            groups.append(members)
+        members.append(k)
+        if len(members) == size:
+            del open_groups[image.shape]
+    return [(members, np.stack([padded_images[k] for k in members])) for members in groups]
+
+
+def _run_group(backend: SimulatorBackend, network: QuantizedNetwork, stacked: np.ndarray, steps: int,
+               record: Record) -> tuple[SimulationResult, float]:
+    sized = resize(network, stacked.shape[-2:])
+    start = time.perf_counter()
+    result = backend.run(sized, stacked, steps, record)
+    return result, time.perf_counter() - start
+
+
+def _pool_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent handles Ctrl-C and terminates the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)     # Pool.terminate() must end a worker at once
+    torch.set_num_threads(1)
+
+
+def _pool_run(job: tuple[SimulatorBackend, QuantizedNetwork, int, Record],
+              stacked: np.ndarray) -> tuple[SimulationResult, float]:
+    return _run_group(*job[:2], stacked, *job[2:])
+
+
+def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: list[Group], steps: int,
+                record: Record, workers: int) -> Iterator[tuple[list[int], np.ndarray, SimulationResult, float]]:
+    """(indices, stacked images, result, seconds) per group, in order; in a fork pool if ``workers`` > 1."""
+    if workers == 1 or len(groups) == 1:
+        for indices, stacked in groups:
+            yield (indices, stacked, *_run_group(backend, network, stacked, steps, record))
+        return
+    run = functools.partial(_pool_run, (backend, network, steps, record))
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init)
+    try:
+        for (indices, stacked), (result, seconds) in zip(groups, pool.imap(run, [g[1] for g in groups])):
+            yield indices, stacked, result, seconds
+        pool.close()
+    finally:
+        pool.terminate()          # also on errors and Ctrl-C: no worker outlives the call
+        pool.join()

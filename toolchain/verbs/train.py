@@ -1,0 +1,205 @@
+"""The front-end verbs: train the U-Net, convert it to a Spiking-UNet, fine-tune it with the spiking flow.
+
+Each takes a frozen settings object (validated when it is made) and returns a typed report whose
+``to_dict()`` is what ``--json`` writes; outputs are written atomically.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checks import check_steps, positive_int
+from ..errors import ConfigError
+from ..frontend.checkpoint import ann_checkpoint, file_sha256, load_ann, load_snn, save_checkpoint, snn_checkpoint
+from ..frontend.conversion import ConversionSettings, convert
+from ..frontend.snn import SpikingNetwork
+from ..frontend.training import SpikingFlow
+from ..frontend.unet import UNet, UNetConfig
+from .runs import Log, RunOutcome, Schedule, TrainingRun
+from .source import DataSource, calibration_batch
+
+Path_ = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Train a U-Net of ``width`` and ``depth`` on ``source``; ``classes`` for segmentation."""
+
+    source: DataSource
+    out: Path_
+    schedule: Schedule
+    width: int = 64
+    depth: int = 4
+    classes: int = 2
+    seed: int = 0
+    resume: bool = False
+
+    @property
+    def config(self) -> UNetConfig:
+        out_channels = self.classes if self.source.task == "segment" else self.source.channels
+        return UNetConfig(self.source.task, self.source.channels, out_channels, width=self.width, depth=self.depth)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        if self.schedule.patch % config.multiple:
+            raise ConfigError(f"patch size {self.schedule.patch} must be a multiple of 2**depth = {config.multiple}")
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    config: dict[str, Any]
+    seed: int
+    epochs: int
+    batches: int
+    batch: int
+    patch: int
+    lr: float
+    final_loss: float
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+    processes: int = 1
+
+    def record(self) -> dict[str, Any]:
+        """What the checkpoint's ``meta["train"]`` records (no timings: checkpoints are byte-reproducible)."""
+        return {"verb": "train", "config": self.config, "seed": self.seed, "epochs": self.epochs,
+                "batches": self.batches, "batch": self.batch, "patch": self.patch, "lr": self.lr,
+                "final_loss": self.final_loss}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record(), "seconds": self.seconds, "resumed_from_epoch": self.resumed_from_epoch,
+                "processes": self.processes}
+
+
+def train(settings: TrainSettings, progress: bool = True, log: Log | None = None) -> TrainReport:
+    """Train the ANN, saving a resumable checkpoint to ``settings.out`` after every epoch.
+
+    ``resume``: continue from the checkpoint at ``out`` if there is one (the same settings; more
+    epochs extend the run). Under torchrun the run is data-parallel.
+    """
+    s, config, source = settings.schedule, settings.config, settings.source
+
+    def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> TrainReport:
+        extra = {} if outcome is None else {"seconds": outcome.seconds, "resumed_from_epoch": outcome.start_epoch,
+                                            "processes": outcome.processes}
+        return TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
+                           s.lr, float(np.mean(losses[-20:])), **extra)
+
+    run = TrainingRun(
+        kind="ann", out=settings.out, source=source, schedule=s, seed=settings.seed,
+        settings={"verb": "train", "config": config.to_dict(), "data": source.to_dict(), "seed": settings.seed,
+                  "batches_per_epoch": s.batches_per_epoch, "batch": s.batch, "patch": s.patch, "lr": s.lr},
+        model=lambda: UNet(config), forward=lambda ann: ann,
+        checkpoint=lambda ann, epoch, losses: ann_checkpoint(ann, {"data": source.to_dict(),  # type: ignore[arg-type]
+                                                                   "train": report(epoch, losses).record()}),
+        desc="train ANN", resume=settings.resume, progress=progress, log=log)
+    _, outcome = run.execute()
+    return report(s.epochs, outcome.history, outcome)
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    """Convert the ANN checkpoint ``checkpoint`` with ``conversion``, calibrated on ``calibration``
+    random training patches of ``patch`` pixels."""
+
+    checkpoint: Path_
+    out: Path_
+    conversion: ConversionSettings = ConversionSettings()
+    calibration: int = 32
+    patch: int = 48
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_int("calibration images", self.calibration)
+        positive_int("patch", self.patch)
+
+
+@dataclass(frozen=True)
+class ConvertReport:
+    normalization: str
+    percentile: float | None
+    thresholds: list[float]
+    lambdas: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verb": "convert", **asdict(self)}
+
+
+def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
+    """Convert an ANN checkpoint into a normalized Spiking-UNet checkpoint."""
+    ann, ckpt = load_ann(settings.checkpoint)
+    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    calibration = calibration_batch(source, settings.calibration, settings.patch, settings.seed)
+    snn, spiking = convert(ann, calibration, settings.conversion)
+    save_checkpoint(settings.out, snn_checkpoint(snn, spiking, {**ckpt.meta, "converted_from": str(settings.checkpoint)}))
+    c = settings.conversion
+    return ConvertReport(c.normalization, c.percentile, list(c.thresholds), spiking["lambdas"])
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Fine-tune the SNN checkpoint ``checkpoint`` with the spiking flow at ``steps`` time steps."""
+
+    checkpoint: Path_
+    out: Path_
+    steps: int
+    schedule: Schedule
+    seed: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_steps(self.steps)
+
+
+@dataclass(frozen=True)
+class FinetuneReport:
+    steps: int
+    epochs: int
+    batches: int
+    batch: int
+    lr: float
+    final_loss: float
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+    processes: int = 1
+
+    def record(self) -> dict[str, Any]:
+        return {"verb": "finetune", "steps": self.steps, "epochs": self.epochs, "batches": self.batches,
+                "batch": self.batch, "lr": self.lr, "final_loss": self.final_loss}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.record(), "seconds": self.seconds, "resumed_from_epoch": self.resumed_from_epoch,
+                "processes": self.processes}
+
+
+def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: Log | None = None) -> FinetuneReport:
+    """Fine-tune a converted SNN, saving a resumable checkpoint after every epoch (as :func:`train`)."""
+    snn, ckpt = load_snn(settings.checkpoint)
+    s, steps = settings.schedule, settings.steps
+    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    spiking = {**ckpt.spiking, "finetuned_steps": steps}
+
+    def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> FinetuneReport:
+        extra = {} if outcome is None else {"seconds": outcome.seconds, "resumed_from_epoch": outcome.start_epoch,
+                                            "processes": outcome.processes}
+        return FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr,
+                              float(np.mean(losses[-20:])), **extra)
+
+    def checkpoint(module: torch.nn.Module, epoch: int, losses: list[float]):  # type: ignore[no-untyped-def]
+        assert isinstance(module, SpikingNetwork)
+        return snn_checkpoint(module, spiking, {**ckpt.meta, "finetune": report(epoch, losses).record()})
+
+    run = TrainingRun(
+        kind="snn", out=settings.out, source=source, schedule=s, seed=settings.seed,
+        settings={"verb": "finetune", "source_sha256": file_sha256(settings.checkpoint), "steps": steps,
+                  "seed": settings.seed, "batches_per_epoch": s.batches_per_epoch, "batch": s.batch,
+                  "patch": s.patch, "lr": s.lr},
+        model=lambda: snn, forward=lambda module: SpikingFlow(module, steps),  # type: ignore[arg-type]
+        checkpoint=checkpoint, steps=steps, desc=f"fine-tune (spiking flow, T={steps})",
+        resume=settings.resume, progress=progress, log=log)
+    _, outcome = run.execute()
+    return report(s.epochs, outcome.history, outcome)
+
