@@ -10,8 +10,8 @@ approximation of the SNN, :mod:`netx_export.compat`).
 """
 from netx_export.compat import write_netx_compatible
 from netx_export.reader import read_network
+from netx_export.schema import FORMAT_VERSION
 from netx_export.stock import read_netx
 from netx_export.writer import write_network
 
-# read_netx: reachable as netx_export.read_netx, not in __all__
-__all__ = ["FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"]
+__all__ = ["FORMAT_VERSION", "read_netx", "read_network", "write_netx_compatible", "write_network"]

@@ -53,15 +53,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from netx_export.stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
+from netx_export.writer import _create_file, _create_group, _put
 from toolchain.errors import ExportError, NetFileError
 from toolchain.files import atomic_path
 from toolchain.ir import Accumulator, Conv, Input, MultiThreshold, QuantizedNetwork, SynapticLayer
 from toolchain.ir.limits import IMAGE_LEVELS
 from toolchain.lowering.fixed_point import Overflow, bias_value, round_half_away
 from toolchain.simulators.kernels import fixed, image_levels, static_current
-
-from netx_export.stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
-from netx_export.writer import _create_file, _create_group, _put
 
 VTH_MAX = (1 << 17) - 1          # the largest vThMant v (<= 2**23 - 1) can still exceed
 NEVER_SPIKES = 1 << 17           # vThMant of the ACC layer: v <= 2**23 - 1 = (1 << 17) * 64 - 1

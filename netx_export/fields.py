@@ -6,6 +6,7 @@ returning a plain Python or int64 numpy value, and fails with a one-line
 """
 from __future__ import annotations
 
+import builtins
 import json
 import math
 from typing import Any, NoReturn
@@ -13,9 +14,8 @@ from typing import Any, NoReturn
 import h5py
 import numpy as np
 
-from toolchain.errors import NetFileError
-
 from netx_export import schema
+from toolchain.errors import NetFileError
 
 
 def one_line(text: str) -> str:
@@ -39,7 +39,7 @@ class FieldGroup:
     def has(self, key: str) -> bool:
         return key in self.members
 
-    def sub(self, key: str, where: str) -> "FieldGroup":
+    def sub(self, key: str, where: str) -> FieldGroup:
         if key not in self.members:
             self.fail(key, "missing")
         return FieldGroup(self.members[key], where)
@@ -112,13 +112,13 @@ class FieldGroup:
             self.fail(key, f"must be a scalar, got shape {ds.shape}")
         return int(self.ints(key, lo=lo, hi=hi).reshape(-1)[0])
 
-    def expect(self, key: str, expected: int, why: str) -> int:
+    def expect(self, key: str, expected: builtins.int, why: str) -> builtins.int:
         value = self.int(key)
         if value != expected:
             self.fail(key, f"is {value}, expected {expected} ({why})")
         return value
 
-    def pair(self, key: str, lo: int) -> int:
+    def pair(self, key: str, lo: builtins.int) -> builtins.int:
         """A square kernel parameter: a scalar or an (a, a) pair."""
         ds = self.dataset(key)
         if ds.shape not in ((), (1,), (2,)):

@@ -18,10 +18,24 @@ import h5py
 import numpy as np
 
 from toolchain.errors import NetFileError, ToolchainError
-from toolchain.ir import (Accumulator, Concat, Conv, ConvTranspose, FixedSynapses, Input, Layer, LayerSource,
-                          MultiThreshold, NetworkMeta, Neuron, QuantizedNetwork, SumPool, SynapticLayer)
+from toolchain.ir import (
+    Accumulator,
+    Concat,
+    Conv,
+    ConvTranspose,
+    FixedSynapses,
+    Input,
+    Layer,
+    LayerSource,
+    MultiThreshold,
+    NetworkMeta,
+    Neuron,
+    QuantizedNetwork,
+    SumPool,
+    SynapticLayer,
+)
+from toolchain.ir.limits import THRESHOLD_MANT_BITS, THRESHOLD_SHIFT
 from toolchain.ir.validate import NetworkChecker
-from toolchain.ir.limits import THRESHOLD_SHIFT
 from toolchain.vocab import LOWERINGS, Lowering
 
 from . import schema
@@ -68,14 +82,20 @@ def _parse_neuron(g: FieldGroup, ctx: _Context) -> Neuron:
         g.fail("thresholds", "an MT neuron needs at least one threshold")
     neuron = MultiThreshold(tuple(int(t) for t in thresholds))
     smallest = thresholds[-1]
-    if smallest > 0 and all(t > 0 and t % smallest == 0 for t in thresholds):
+    # Keys restating the thresholds are checked only against valid thresholds: invalid ones are named
+    # by the IR's check (validate: 'thresholds'), not by the first key that restates them.
+    limit = (2 ** THRESHOLD_MANT_BITS - 1) << THRESHOLD_SHIFT
+    valid = (smallest >= 1 and all(a > b for a, b in zip(thresholds, thresholds[1:]))
+             and all(t <= limit and t % smallest == 0 and t % (1 << THRESHOLD_SHIFT) == 0 for t in thresholds))
+    if valid:
         ratios = [t // smallest for t in thresholds]
         if g.ints("spikeWeights", ndim=1).tolist() != ratios:
             g.fail("spikeWeights", f"is {g.ints('spikeWeights', ndim=1).tolist()}, expected thresholds / "
                                    f"smallest threshold = {ratios}")
         g.expect("messageBits", schema.message_bits(tuple(ratios), graded), f"lowering {ctx.lowering!r}")
     g.expect("compartments", len(thresholds), "one per threshold")
-    g.expect("vThMant", smallest >> THRESHOLD_SHIFT, "smallest threshold >> 6")
+    if valid:
+        g.expect("vThMant", smallest >> THRESHOLD_SHIFT, "smallest threshold >> 6")
     g.expect("gradedSpike", int(graded), f"lowering {ctx.lowering!r}")
     return neuron
 

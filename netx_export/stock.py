@@ -28,10 +28,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from netx_export.fields import one_line
 from toolchain.errors import NetFileError
 from toolchain.ir import Conv, Cuba, Dense, Flatten, Input, Layer, LayerSource, StockMeta, StockNetwork, StockSynapses
-
-from netx_export.fields import one_line
 
 SUPPORTED_LAYERS = ("input", "conv", "flatten", "dense")
 SUPPORTED_NEURONS = ("CUBA", "LOIHI")
@@ -44,7 +43,7 @@ def _text(value: Any) -> str:
     value = np.asarray(value)
     if value.shape:
         value = value.reshape(-1)[0]
-    value = value.item() if isinstance(value, np.generic) or isinstance(value, np.ndarray) else value
+    value = value.item() if isinstance(value, (np.generic, np.ndarray)) else value
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
@@ -84,7 +83,7 @@ def _neuron(group: h5py.Group | None, where: str) -> Cuba:
     if kind not in SUPPORTED_NEURONS:
         raise NetFileError(f"{where}: neuron type {kind!r} is not supported (supported: CUBA, LOIHI)")
     if group is None:
-        values = {k: int(v) for k, v in DEFAULT_DENSE_NEURON.items() if k != "type"}
+        values = {k: int(v) for k, v in DEFAULT_DENSE_NEURON.items() if isinstance(v, int)}
     else:
         values = {k: _scalar(group, k, f"{where} neuron") for k in ("iDecay", "vDecay", "vThMant")}
         graded = "gradedSpike" in group and bool(np.asarray(group["gradedSpike"][()]).reshape(-1)[0])
@@ -142,7 +141,7 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
         if shape[0] * shape[1] * shape[2] != c * h * w:
             raise NetFileError(f"{where}: flatten shape {shape} does not hold the {prev.shape} of layer {index - 1}")
         return Flatten(**{**common, "shape": (c * h * w, 1, 1)})
-    neuron = _neuron(group["neuron"] if "neuron" in group else None, where)
+    neuron = _neuron(group.get("neuron"), where)
     if "weight" not in group:
         raise NetFileError(f"{where} ({kind}): missing required key 'weight'")
     if "delay" in group:

@@ -8,13 +8,23 @@ uses one axon per compartment on the hardware; the counts here are per logical n
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toolchain.ir import Concat, Conv, ConvTranspose, FixedSynapses, Layer, Network, SpatialLayer, SumPool, SynapticLayer
+from toolchain.ir import (
+    Concat,
+    Conv,
+    ConvTranspose,
+    FixedSynapses,
+    Layer,
+    Network,
+    SumPool,
+    SynapticLayer,
+)
 from toolchain.lowering.quantize import LayerQuantReport
 
 COLUMNS = ("index", "name", "type", "shape", "neurons", "synapses", "nonzero", "weight_exp", "depth",
@@ -24,12 +34,13 @@ HEADERS = {"index": "#", "name": "layer", "type": "type", "shape": "CxHxW", "neu
            "delays": "delays", "clipped_weights": "clip_w", "clipped_biases": "clip_b"}
 
 
-def _taps(layer: SpatialLayer, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int) -> int:
+def _taps(layer: Conv | ConvTranspose, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int) -> int:
     """Sum over the layer's output of the synaptic taps landing on real input pixels, for ``kernel``."""
     ones = torch.ones((1, channels_in, *in_hw), dtype=torch.float64)
     if isinstance(layer, Conv):
         out = F.conv2d(ones, kernel, stride=layer.stride, padding=layer.padding)
     else:
+        assert isinstance(layer, ConvTranspose)
         out = F.conv_transpose2d(ones, kernel, stride=layer.stride, padding=layer.padding,
                                  output_padding=layer.output_padding)
     return int(round(float(out.sum())))

@@ -17,14 +17,23 @@ from typing import Any
 import h5py
 import numpy as np
 
-from toolchain.errors import ExportError, NetFileError
-from toolchain.files import atomic_path
-from toolchain.ir import (Accumulator, Concat, ConvTranspose, FixedSynapses, Layer, QuantizedNetwork, SumPool,
-                          SynapticLayer, validate)
-
 from netx_export import schema
 from netx_export.reader import parse_file
 from netx_export.schema import FLOAT, INT, INTS, JSON, PAIR, STR
+from toolchain.errors import ExportError, NetFileError
+from toolchain.files import atomic_path
+from toolchain.ir import (
+    Accumulator,
+    Concat,
+    ConvTranspose,
+    FixedSynapses,
+    Layer,
+    MultiThreshold,
+    QuantizedNetwork,
+    SumPool,
+    SynapticLayer,
+    validate,
+)
 
 Entry = tuple[str, Any]          # (key, value); neuron keys are "neuron/<key>"
 
@@ -76,6 +85,7 @@ def _neuron_entries(network: QuantizedNetwork, layer: SynapticLayer) -> list[Ent
         entries = [("type", "ACC"), *common, ("refDelay", schema.REF_DELAY), ("gradedSpike", 0),
                    ("messageBits", 0), ("compartments", 1)]
     else:
+        assert isinstance(layer.neuron, MultiThreshold)
         thresholds = tuple(int(t) for t in layer.neuron.thresholds)
         ratios = layer.neuron.spike_weights()
         entries = [("type", "MT"), *common, ("vThMant", thresholds[-1] >> 6),

@@ -6,10 +6,10 @@
 #   bash scripts/env.sh       # only set up .venv; then `. .venv/bin/activate` if you like
 #
 # The environment is rebuilt only when the hash of pyproject.toml + scripts/env.sh +
-# scripts/patch_lava.py differs from the stamp in .venv; otherwise this takes a few ms.
+# toolchain/backends/lava/patch.py differs from the stamp in .venv; otherwise this takes a few ms.
 # Stages: venv (python3.11) -> project + deps (pip install -e .[test], torch pinned to the
 # CPU wheel 2.13.0) -> lava-nc/lava-dl (--no-deps --ignore-requires-python, they declare
-# python<3.11 and pin old torch) -> scripts/patch_lava.py (Python 3.11 fixes, import check).
+# python<3.11 and pin old torch) -> python -m toolchain.backends.lava.patch (Python 3.11 fixes, import check).
 #
 # Note: this file turns on `set -euo pipefail` in the shell that sources it (so a failed
 # setup stops the calling script). Do not source it from an interactive shell.
@@ -22,7 +22,7 @@ _sul_stamp="$SUL_VENV/.spiking-unet-loihi-env.stamp"
 _sul_python="${SUL_PYTHON:-python3.11}"
 
 _sul_hash() {
-    cat "$SUL_ROOT/pyproject.toml" "$SUL_ROOT/scripts/env.sh" "$SUL_ROOT/scripts/patch_lava.py" \
+    cat "$SUL_ROOT/pyproject.toml" "$SUL_ROOT/scripts/env.sh" "$SUL_ROOT/toolchain/backends/lava/patch.py" \
         | sha256sum | cut -d' ' -f1
 }
 
@@ -65,12 +65,12 @@ _sul_setup() {
         -e "$SUL_ROOT[test]"
 
     _sul_log "installing lava-nc 0.10.0 + lava-dl 0.6.0 (--no-deps --ignore-requires-python)"
-    # --force-reinstall gives patch_lava.py pristine sources every time it runs.
+    # --force-reinstall gives the patcher pristine sources every time it runs.
     _sul_pip install --no-deps --ignore-requires-python --force-reinstall \
         "lava-nc==0.10.0" "lava-dl==0.6.0"
 
     _sul_log "patching lava for Python 3.11"
-    "$SUL_VENV/bin/python" "$SUL_ROOT/scripts/patch_lava.py" >&2
+    "$SUL_VENV/bin/python" -m toolchain.backends.lava.patch >&2
 
     echo "$want" >"$_sul_stamp"
     _sul_log "environment ready in $((SECONDS - t0)) s"

@@ -88,3 +88,46 @@ def _quiet_stop(proc):
         proc.stop()
     except Exception:  # best effort: the test's own failure is what matters
         pass
+
+
+TINY_TRAINING = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2",
+                 "--patch", "32"]
+
+
+class TinyModels:
+    """A tiny denoising U-Net trained, converted and exported once per test session (through the CLI).
+
+    ``ann`` and ``snn`` are checkpoints; ``net(steps, side, lowering)`` exports the SNN once per
+    setting. Treat every file here as read-only: copy it before damaging it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        import cli
+        self.dir = folder
+        self.ann, self.snn = folder / "ann.pt", folder / "snn.pt"
+        assert cli.main(["train", "--task", "denoise", *TINY_TRAINING, "--out", str(self.ann)]) == 0
+        assert cli.main(["convert", str(self.ann), "--calibration", "4", "--patch", "32", "--out", str(self.snn)]) == 0
+        self._nets: dict[tuple[int, int, str], Path] = {}
+
+    def net(self, steps: int = 2, side: int = 16, lowering: str = "compartments") -> Path:
+        import cli
+        key = (steps, side, lowering)
+        if key not in self._nets:
+            path = self.dir / f"tiny_T{steps}_{side}_{lowering}.net"
+            assert cli.main(["export", str(self.snn), "-o", str(path), "--steps", str(steps), "--input-size",
+                             str(side), "--mt-lowering", lowering]) == 0
+            self._nets[key] = path
+        return self._nets[key]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyModels:
+    """The session's tiny trained, converted and exported models (see :class:`TinyModels`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return TinyModels(tmp_path_factory.mktemp("tiny"))
+    finally:
+        torch.set_num_threads(before)

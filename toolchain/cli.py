@@ -12,10 +12,10 @@ import argparse
 import re
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from toolchain.vocab import LAYOUTS, LOWERINGS, NORMALIZATIONS, TARGETS, TASKS
-
 
 FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "strict": "--strict",
          "batch": "--batch", "workers": "--workers"}
@@ -31,7 +31,7 @@ def _thresholds(text: str) -> tuple[float, ...]:
             return default_thresholds(int(text))
         return validate_thresholds(float(v) for v in text.split(","))
     except (ValueError, ConfigError):
-        raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}")
+        raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}") from None
 
 
 def _percentile(text: str) -> float | None:
@@ -40,7 +40,7 @@ def _percentile(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}")
+        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}") from None
 
 
 def _hw(text: str) -> tuple[int, int]:

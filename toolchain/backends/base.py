@@ -13,8 +13,9 @@ Every backend gives the same result as the reference backend, spike for spike (t
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -54,10 +55,10 @@ Factory = Callable[[Network, BackendOptions], SimulatorBackend]
 
 def get_backend(name: Backend, network: Network, options: BackendOptions = BackendOptions()) -> SimulatorBackend:
     """The backend ``name`` for ``network`` (the reference backend runs stock netx networks in physical time)."""
+    from ..ir import StockNetwork
     from .lava import LavaBackend
     from .physical import PhysicalBackend
     from .reference import ReferenceBackend
-    from ..ir import StockNetwork
 
     factories: dict[str, Factory] = {
         "reference": lambda net, opts: (PhysicalBackend(opts.reset_interval, opts.reset_offset)

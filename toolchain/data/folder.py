@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.errors import DataError
 from toolchain.data.embedded import ImageSet
+from toolchain.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 MIN_SIDE = 8
@@ -42,6 +42,7 @@ def _header(path: Path) -> bool | None:
             with tifffile.TiffFile(path) as tif:
                 pages = len(tif.pages)
                 page = tif.pages[0]
+                assert isinstance(page, tifffile.TiffPage)
                 w, h = int(page.imagewidth), int(page.imagelength)
                 extra = tuple(int(e) for e in (page.extrasamples or ()))
         except Exception:   # not a TIFF tifffile reads: let imageio try

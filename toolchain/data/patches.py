@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from toolchain.errors import DataError
 from toolchain.data.embedded import ImageSet
+from toolchain.errors import DataError
 
 
 def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Generator,

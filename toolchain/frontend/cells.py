@@ -16,8 +16,8 @@ as the run's :class:`RunOptions` says: the same numbers either way.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import nn

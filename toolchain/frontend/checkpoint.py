@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from toolchain.files import atomic_path
 from toolchain.errors import CheckpointError, ConfigError
+from toolchain.files import atomic_path
 from toolchain.frontend.snn import SpikingNetwork, spiking_unet
 from toolchain.frontend.unet import UNet, UNetConfig, UNetCore
 from toolchain.neuron.mt import validate_thresholds
@@ -95,9 +95,8 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
     temporary name); given an open file it uses a fixed name, so equal payloads give equal bytes.
     """
     payload = checkpoint.to_payload()
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -278,4 +277,6 @@ def ann_checkpoint(ann: UNet, meta: dict[str, Any]) -> Checkpoint:
 
 
 def snn_checkpoint(snn: SpikingNetwork, spiking: dict[str, Any], meta: dict[str, Any]) -> Checkpoint:
+    if snn.config is None:
+        raise CheckpointError("only a Spiking-UNet of this toolchain's U-Net architecture can be saved")
     return Checkpoint("snn", snn.config, snn.core.state_dict(), spiking=spiking, meta=meta)

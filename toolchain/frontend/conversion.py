@@ -21,12 +21,12 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..ir import Concat, Conv, FloatNetwork, MultiThreshold, SumPool, SynapticLayer
+from ..ir import Concat, Conv, FloatNetwork, MultiThreshold, SynapticLayer
 from ..neuron.mt import validate_thresholds
 from ..vocab import NORMALIZATIONS, Normalization
 from .snn import SpikingNetwork
 from .trace import trace_network
-from .unet import UNet, pad_to_multiple
+from .unet import ScaledAvgPool2d, UNet, pad_to_multiple
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,10 @@ def calibrate(ann: UNet, images: torch.Tensor, network: FloatNetwork,
         for h in hooks:
             h.remove()
     lambdas = {name: _scale_of(t, percentile) for name, t in captured.items()}
-    for layer in network:
-        if isinstance(layer, Concat):
-            joined = torch.cat([captured[s].reshape(-1) for s in layer.inputs])
-            lambdas[layer.name] = _scale_of(joined, percentile)
+    for concat in network:
+        if isinstance(concat, Concat):
+            joined = torch.cat([captured[s].reshape(-1) for s in concat.inputs])
+            lambdas[concat.name] = _scale_of(joined, percentile)
     return lambdas, float(output.abs().max())
 
 
@@ -104,7 +104,7 @@ def convert(ann: UNet, calibration: torch.Tensor,
         lam_out = lambdas[layer.name] if isinstance(layer.neuron, MultiThreshold) else 1.0
         module = snn.core.get(layer.name)
         parts = _input_scales(network, layer, lambdas, settings.normalization)
-        if isinstance(layer, SumPool):
+        if isinstance(module, ScaledAvgPool2d):
             (_, _, lam_in), = parts
             module.scale.fill_(lam_in / lam_out)
             continue

@@ -14,24 +14,34 @@ logits whose argmax is the segmentation).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from ..checks import check_steps
 from ..errors import ConfigError
-from ..ir import (Accumulator, Concat, Conv, ConvTranspose, FloatNetwork, FloatSynapses, Input, MultiThreshold,
-                  SumPool, SynapticLayer, resize)
+from ..ir import (
+    Accumulator,
+    Concat,
+    Conv,
+    ConvTranspose,
+    FloatNetwork,
+    FloatSynapses,
+    Input,
+    MultiThreshold,
+    SumPool,
+    SynapticLayer,
+    resize,
+)
 from ..neuron.mt import heaviside
 from ..neuron.surrogate import surrogate_heaviside
 from ..vocab import StepKernel
 from .cells import Cell, MTCell, NeuronState, RunOptions
-from .unet import UNetConfig, pad_to_multiple
+from .unet import ScaledAvgPool2d, UNetConfig, pad_to_multiple
 
 CellFactory = Callable[[SynapticLayer], Cell]
 _NO_WEIGHTS = FloatSynapses(np.zeros(0, np.float32))
@@ -65,25 +75,16 @@ class SimulationResult:
     states: dict[str, NeuronState]
 
 
-class PoolSynapse(nn.Module):
-    """y = scale * AvgPool2d(k)(x): the pooling layer's synapse (``scale`` = lambda_in / lambda_out)."""
-
-    def __init__(self, kernel: int, scale: float = 1.0) -> None:
-        super().__init__()
-        self.kernel = kernel
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x, self.kernel) * self.scale
+SynapseModule = nn.Conv2d | nn.ConvTranspose2d | ScaledAvgPool2d
 
 
-def synapse_module(layer: SynapticLayer) -> nn.Module:
+def synapse_module(layer: SynapticLayer) -> SynapseModule:
     """A torch module computing the layer's synaptic current, holding its float weights."""
     syn = layer.synapses
     assert isinstance(syn, FloatSynapses)
     if isinstance(layer, SumPool):
         kh, kw = layer.kernel
-        return PoolSynapse(kh, float(syn.weight.reshape(-1)[0]) * kh * kw)
+        return ScaledAvgPool2d(kh, float(syn.weight.reshape(-1)[0]) * kh * kw)
     weight = torch.from_numpy(np.array(syn.weight, np.float32))
     bias = None if syn.bias is None else torch.from_numpy(np.array(syn.bias, np.float32))
     module: nn.Conv2d | nn.ConvTranspose2d
@@ -125,8 +126,10 @@ class SynapseTree(_Group):
             parent = getattr(parent, part)
         parent.add_module(leaf, module)
 
-    def get(self, name: str) -> nn.Module:
-        return self.get_submodule(name)
+    def get(self, name: str) -> SynapseModule:
+        module = self.get_submodule(name)
+        assert isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, ScaledAvgPool2d))
+        return module
 
 
 def mt_cells(layer: SynapticLayer) -> Cell:
@@ -154,17 +157,23 @@ class SpikingNetwork(nn.Module):
                 if not isinstance(layer.neuron, Accumulator):
                     self.cells[str(i)] = cells(layer)
         # The graph without its weights (they live in .core; to_network() puts the current ones back).
-        self.network = network.with_layers([replace(l, synapses=_NO_WEIGHTS) if isinstance(l, SynapticLayer) else l
-                                            for l in network.layers])
+        self.network = network.with_layers([replace(lay, synapses=_NO_WEIGHTS) if isinstance(lay, SynapticLayer) else lay
+                                            for lay in network.layers])
+
+    def cell(self, index: int) -> Cell:
+        """The cell of the neuron layer at ``index`` in the network."""
+        cell = self.cells[str(index)]
+        assert isinstance(cell, Cell)
+        return cell
 
     @property
     def thresholds(self) -> tuple[float, ...]:
         """The thresholds of the first MT layer (every layer of a converted network has the same)."""
-        return next(c.thresholds for c in self.cells.values())   # type: ignore[no-any-return]
+        return self.cell(min(int(i) for i in self.cells)).thresholds
 
     def neurons(self) -> list[tuple[str, Cell]]:
         """(layer name, cell) of every neuron layer, in network order."""
-        return [(self.network.layers[int(i)].name, cell) for i, cell in self.cells.items()]  # type: ignore[misc]
+        return [(self.network.layers[int(i)].name, self.cell(int(i))) for i in self.cells]
 
     def to_network(self, input_hw: tuple[int, int] | None = None) -> FloatNetwork:
         """The graph with the current weights (for an input of ``input_hw``, padded sides)."""
@@ -172,7 +181,8 @@ class SpikingNetwork(nn.Module):
         for layer in self.network.layers:
             if isinstance(layer, SynapticLayer):
                 module = self.core.get(layer.name)
-                if isinstance(module, PoolSynapse):
+                if isinstance(module, ScaledAvgPool2d):
+                    assert isinstance(layer, SumPool)
                     weight = float(module.scale) / module.kernel ** 2
                     layer = replace(layer, synapses=FloatSynapses(np.array([weight], np.float32)), pool_weight=weight)
                 else:
@@ -205,25 +215,26 @@ class SpikingNetwork(nn.Module):
                 if isinstance(layer.neuron, Accumulator):
                     out = current
                 else:
-                    cell: Cell = self.cells[str(i)]  # type: ignore[assignment]
+                    cell = self.cell(i)
                     out = cell.flow(states[i], current) if flow else cell.step(states[i], current, run)
             values[layer.name] = out
         return out
 
     def _first_current(self, padded: torch.Tensor) -> torch.Tensor:
-        first = next(l for l in self.network.layers if isinstance(l, Conv) and l.static)
+        first = next(lay for lay in self.network.layers if isinstance(lay, Conv) and lay.static)
         return self.core.get(first.name)(padded)
 
     def run(self, x: torch.Tensor, steps: int, record_flow: bool = False, surrogate: bool = False,
-            progress: bool = False, kernel: StepKernel = "fused") -> SimulationResult:
+            progress: bool = False, kernel: StepKernel = "fused", shortcuts: bool | None = None) -> SimulationResult:
         """Simulate ``steps`` steps on a batch (NCHW). Gradients flow only if enabled by the caller.
 
-        Without autograd the first convolution is evaluated once (static coding: the same current
-        every step) and every neuron layer rewrites one output tensor; same numbers as plain steps.
+        ``shortcuts`` (default: whenever autograd is off): the first convolution is evaluated once
+        (static coding: the same current every step) and every neuron layer rewrites one output
+        tensor; the same numbers as plain steps.
         """
         states = self.new_states()
         total: torch.Tensor | None = None
-        currents = self.step_currents(x, steps, states, record_flow, surrogate, kernel)
+        currents = self.step_currents(x, steps, states, record_flow, surrogate, kernel, shortcuts)
         for out in tqdm(currents, total=steps, desc="SNN steps", disable=not progress, leave=False):
             total = out if total is None else total + out
         assert total is not None
@@ -235,14 +246,16 @@ class SpikingNetwork(nn.Module):
 
     def new_states(self) -> dict[int, NeuronState]:
         """Fresh neuron states (membranes at 0, no initial offset, as in the paper), by layer index."""
-        return {int(i): cell.new_state() for i, cell in self.cells.items()}  # type: ignore[attr-defined]
+        return {int(i): self.cell(int(i)).new_state() for i in self.cells}
 
     def step_currents(self, x: torch.Tensor, steps: int, states: dict[int, NeuronState], record_flow: bool = False,
-                      surrogate: bool = False, kernel: StepKernel = "fused") -> Iterator[torch.Tensor]:
+                      surrogate: bool = False, kernel: StepKernel = "fused",
+                      shortcuts: bool | None = None) -> Iterator[torch.Tensor]:
         """The output layer's current at each of ``steps`` steps (padded size), advancing ``states``."""
         check_steps(steps)
         padded, _ = pad_to_multiple(x, self.multiple)
-        shortcuts = not torch.is_grad_enabled()
+        if shortcuts is None or torch.is_grad_enabled():
+            shortcuts = not torch.is_grad_enabled()
         run = RunOptions(kernel=kernel, record_flow=record_flow,
                          fire=surrogate_heaviside if surrogate else heaviside, reuse_output=shortcuts)
         static = self._first_current(padded) if shortcuts else None

@@ -9,8 +9,9 @@ Layers are named after their synaptic modules (``encoders.0.conv1``), concats ``
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +20,24 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import ExportError
-from ..ir import (Accumulator, Concat, Conv, ConvTranspose, FloatNetwork, FloatSynapses, Input, Layer, LayerSource,
-                  MultiThreshold, Neuron, Shape, SumPool, SynapticLayer, assign_depths, pair)
+from ..ir import (
+    Accumulator,
+    Concat,
+    Conv,
+    ConvTranspose,
+    FloatNetwork,
+    FloatSynapses,
+    Input,
+    Layer,
+    LayerSource,
+    MultiThreshold,
+    Neuron,
+    Shape,
+    SumPool,
+    SynapticLayer,
+    assign_depths,
+    pair,
+)
 from .unet import ScaledAvgPool2d
 
 SYNAPSES = (nn.Conv2d, nn.ConvTranspose2d, ScaledAvgPool2d)
@@ -46,27 +63,30 @@ def _shape(node: fx.Node) -> Shape:
     return c, h, w
 
 
-def _array(t: torch.Tensor | None, weights: bool) -> np.ndarray | None:
-    if t is None:
-        return None
+def _weight(t: torch.Tensor, weights: bool) -> np.ndarray:
     if not weights or t.is_meta:
         return np.zeros(tuple(t.shape), np.float32)
     return t.detach().numpy().astype(np.float32)
 
 
+def _array(t: torch.Tensor | None, weights: bool) -> np.ndarray | None:
+    return None if t is None else _weight(t, weights)
+
+
 def synapse_layer(name: str, module: nn.Module, src: str, shape: Shape, neuron: Neuron,
                   weights: bool = True) -> SynapticLayer:
     """The layer of one synaptic module (weights copied as float32; zeros when ``weights`` is off)."""
-    common = dict(name=name, shape=shape, inputs=(src,), neuron=neuron, source=LayerSource(synapse=name))
+    common: dict[str, Any] = {"name": name, "shape": shape, "inputs": (src,), "neuron": neuron,
+                                  "source": LayerSource(synapse=name)}
     if isinstance(module, nn.Conv2d):
         if module.groups != 1 or module.dilation != (1, 1) or module.stride[0] != module.stride[1]:
             raise ExportError(f"module {name}: only square, ungrouped, undilated convolutions are supported")
-        return Conv(**common, synapses=FloatSynapses(_array(module.weight, weights), _array(module.bias, weights)),
+        return Conv(**common, synapses=FloatSynapses(_weight(module.weight, weights), _array(module.bias, weights)),
                     kernel=pair(module.kernel_size), stride=pair(module.stride), padding=pair(module.padding))
     if isinstance(module, nn.ConvTranspose2d):
         if module.groups != 1 or module.dilation != (1, 1):
             raise ExportError(f"module {name}: only ungrouped, undilated transposed convolutions are supported")
-        return ConvTranspose(**common, synapses=FloatSynapses(_array(module.weight, weights),
+        return ConvTranspose(**common, synapses=FloatSynapses(_weight(module.weight, weights),
                                                               _array(module.bias, weights)),
                              kernel=pair(module.kernel_size), stride=pair(module.stride),
                              padding=pair(module.padding), output_padding=pair(module.output_padding))
@@ -129,7 +149,7 @@ def trace_network(core: nn.Module, input_shape: Shape, neuron_of: NeuronOf = pla
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
             if dim != 1 or any(p.name not in value_of for p in parts):
                 raise ExportError(f"{node.name}: only channel concatenation of neuron layers is supported")
-            name = f"concat{sum(1 for l in layers if isinstance(l, Concat))}"
+            name = f"concat{sum(1 for lay in layers if isinstance(lay, Concat))}"
             layers.append(Concat(name=name, shape=_shape(node), inputs=tuple(value_of[p.name] for p in parts)))
             value_of[node.name] = name
         elif node.op == "output":
@@ -142,9 +162,9 @@ def trace_network(core: nn.Module, input_shape: Shape, neuron_of: NeuronOf = pla
             raise ExportError(f"{node.op} {node.target} is not supported by the exporter")
     if pending:
         raise ExportError(f"modules without a following activation: {sorted(name for name, _, _ in pending.values())}")
-    first = layers[1]
-    if not isinstance(first, Conv) or first.inputs != ("input",):
+    head = layers[1]
+    if not isinstance(head, Conv) or head.inputs != ("input",):
         raise ExportError("the first layer must be a convolution of the input (static coding)")
-    layers[1] = replace(first, static=True)
+    layers[1] = replace(head, static=True)
     return assign_depths(FloatNetwork(tuple(layers)))
 

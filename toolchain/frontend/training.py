@@ -5,7 +5,7 @@ save a resumable checkpoint there), optionally data-parallel (see :mod:`toolchai
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -14,8 +14,8 @@ from tqdm import tqdm
 from toolchain.frontend import distributed
 from toolchain.frontend.distributed import Context
 from toolchain.frontend.snn import SpikingNetwork
-from toolchain.tasks.sampling import Sampler, task_loss
 from toolchain.frontend.unet import UNet
+from toolchain.tasks.sampling import Sampler, task_loss
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 EpochCallback = Callable[[int, list[float]], None]
@@ -84,7 +84,7 @@ class SpikingFlow(nn.Module):
 def finetune_spiking_flow(snn: SpikingNetwork, sampler: Sampler, steps: int, iterations: int,
                           lr: float = 1e-4, progress: bool = True) -> list[float]:
     """Paper Algorithm 1: T steps without gradients, then one backward pass on the spiking flows."""
-    return fit(SpikingFlow(snn, steps), snn.parameters(), sampler, snn.config.task,
+    return fit(SpikingFlow(snn, steps), snn.parameters(), sampler, sampler.task,
                iterations, lr, steps, desc=f"fine-tune (spiking flow, T={steps})", progress=progress)
 
 

@@ -6,16 +6,17 @@ The network is split in two: :class:`UNetCore` works on inputs whose sides are m
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from toolchain.errors import CheckpointError, ConfigError
+from toolchain.vocab import TASKS, Task
 
-TASKS = ("denoise", "segment")
 ActivationFactory = Callable[[str], nn.Module]
 
 
@@ -27,7 +28,7 @@ class UNetConfig:
     image channels for denoising (the network predicts the noise map).
     """
 
-    task: str
+    task: Task
     in_channels: int
     out_channels: int
     width: int = 64
@@ -59,7 +60,7 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "UNetConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> UNetConfig:
         if not isinstance(data, Mapping):
             raise CheckpointError("architecture config is not a mapping")
         names = {"task", "in_channels", "out_channels", "width", "depth"}
@@ -94,10 +95,12 @@ class DoubleConv(nn.Module):
 class ScaledAvgPool2d(nn.Module):
     """y = scale * AvgPool2d(k)(x). ``scale`` is 1 in the ANN; conversion sets it to lambda_in / lambda_out."""
 
-    def __init__(self, kernel: int = 2) -> None:
+    scale: torch.Tensor
+
+    def __init__(self, kernel: int = 2, scale: float = 1.0) -> None:
         super().__init__()
         self.kernel = kernel
-        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
 
     def extra_repr(self) -> str:
         return f"kernel={self.kernel}"

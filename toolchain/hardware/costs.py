@@ -15,15 +15,16 @@ synapses and is counted as host MACs. The ANN's MACs use the paper's (thop) conv
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..backends import SimulatorBackend
 from ..backends.reference import ReferenceBackend
 from ..errors import ConfigError
-from ..ir import Conv, Layer, MultiThreshold, NeuronLayer, QuantizedNetwork, SynapticLayer
+from ..ir import Conv, Layer, MultiThreshold, NeuronLayer, QuantizedNetwork
 from ..simulators.result import SimulationResult
 from ..vocab import LOWERINGS, Lowering
 from .geometry import Geometry
@@ -47,11 +48,11 @@ class Activity:
     exact: bool
 
     @classmethod
-    def from_result(cls, network: QuantizedNetwork, result: SimulationResult) -> "Activity":
+    def from_result(cls, network: QuantizedNetwork, result: SimulationResult) -> Activity:
         batch = int(np.asarray(result.output).shape[0]) if np.ndim(result.output) else 1
-        mt_layers = [l for l in network.synaptic_layers if isinstance(l.neuron, MultiThreshold)]
-        mapped = all(l.name in result.count_maps for l in mt_layers)
-        exact = mapped or all(l.name in result.spikes for l in mt_layers)
+        mt_layers = [lay for lay in network.synaptic_layers if isinstance(lay.neuron, MultiThreshold)]
+        mapped = all(lay.name in result.count_maps for lay in mt_layers)
+        exact = mapped or all(lay.name in result.spikes for lay in mt_layers)
         counts, messages = {}, {}
         for layer in mt_layers:
             if mapped:
@@ -109,7 +110,7 @@ def layer_costs(network: QuantizedNetwork, activity: Activity, lowering: Lowerin
     _check_lowering(lowering)
     if not isinstance(network, QuantizedNetwork):
         raise ConfigError("costs are computed for a quantized network (export first)")
-    geos = geometries if geometries is not None else {l.name: Geometry(network, l) for l in network.synaptic_layers}
+    geos = geometries if geometries is not None else {lay.name: Geometry(network, lay) for lay in network.synaptic_layers}
     batch, steps = max(activity.batch, 1), activity.steps
     rows = []
     for layer in network.synaptic_layers:

@@ -20,7 +20,8 @@ leaves the pooling neurons' spikes out; that figure is given as ``energy_excludi
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from toolchain.hardware.profile import Profile
 

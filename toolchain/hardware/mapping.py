@@ -24,17 +24,18 @@ tiling never exceeds a limit, and the exact per-core figures are reported.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from toolchain.errors import HardwareLimitError
-from toolchain.ir import Concat, Conv, MultiThreshold, QuantizedNetwork, SynapticLayer
-from toolchain.vocab import Lowering
 from toolchain.hardware.costs import compartments_per_neuron, emitters_per_neuron
 from toolchain.hardware.geometry import Geometry, Part, consumers
 from toolchain.hardware.profile import Profile
+from toolchain.ir import Concat, MultiThreshold, QuantizedNetwork, SynapticLayer
+from toolchain.vocab import Lowering
 
 RESOURCES = ("compartments", "memory", "fan_in", "fan_out")
 FIXES = {
@@ -103,7 +104,7 @@ class Mapping:
     """Placement of a whole network: per-layer tilings, cores and chips."""
 
     profile: str
-    lowering: str
+    lowering: Lowering
     layers: list[LayerMapping]
     limits: dict[str, int]
     cores_per_chip: int
@@ -136,7 +137,7 @@ class Mapping:
                 row[f"{r}_util_max"] = float(u.max())
                 row[f"{r}_util_mean"] = float(u.mean())
             layers.append(row)
-        out = {"lowering": self.lowering, "cores": self.cores, "chips": self.chips, "max_chips": self.max_chips,
+        out: dict[str, Any] = {"lowering": self.lowering, "cores": self.cores, "chips": self.chips, "max_chips": self.max_chips,
                "cores_per_chip": self.cores_per_chip, "limits": dict(self.limits), "layers": layers,
                "notes": list(self.notes)}
         if per_core:
@@ -177,7 +178,7 @@ class _LayerModel:
         self.reach: list[tuple[float, np.ndarray, np.ndarray]] = []   # (channel factor, rowreach, colreach)
         self._axis_cache: dict[tuple[str, int], tuple[np.ndarray, ...]] = {}
 
-    def add_consumer(self, consumer: "_LayerModel", groups: tuple[list, list, list]) -> None:
+    def add_consumer(self, consumer: _LayerModel, groups: tuple[list, list, list]) -> None:
         """Record how many of a consumer's cores each of this layer's units reaches (for fan-out)."""
         self.reach.append(reach(consumer.geo, groups))
 
@@ -291,11 +292,11 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
     if not profile.neuromorphic:
         return None, [f"profile {profile.name} ({profile.kind}) has no cores to map onto"]
     limits = _limits(profile)
-    geos = geometries or {l.name: Geometry(network, l) for l in network.synaptic_layers}
+    geos = geometries or {lay.name: Geometry(network, lay) for lay in network.synaptic_layers}
     weight_bits = int(network.meta.weight_bits or profile.value("core.weight_bits"))
     reasons = _global_checks(network, profile, lowering)
-    models = {l.name: _LayerModel(network, l, geos[l.name], lowering, profile, weight_bits)
-              for l in network.synaptic_layers}
+    models = {lay.name: _LayerModel(network, lay, geos[lay.name], lowering, profile, weight_bits)
+              for lay in network.synaptic_layers}
     users = consumers(network)
     chosen: dict[str, LayerMapping] = {}
     notes: list[str] = []
@@ -322,7 +323,7 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
     reasons += layer_reasons
     cores_per_chip = int(profile.value("chip.cores_per_chip"))
     cap = int(max_chips if max_chips is not None else profile.value("chip.max_chips"))
-    mapping = Mapping(profile.name, lowering, [chosen[l.name] for l in network.synaptic_layers if l.name in chosen],
+    mapping = Mapping(profile.name, lowering, [chosen[lay.name] for lay in network.synaptic_layers if lay.name in chosen],
                       limits, cores_per_chip, cap, notes)
     if mapping.chips > cap and not reasons:
         biggest = sorted(mapping.layers, key=lambda m: -m.cores)[:3]

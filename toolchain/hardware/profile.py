@@ -16,15 +16,17 @@ Anything malformed raises :class:`~toolchain.errors.ProfileError` naming the fil
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from toolchain.errors import ProfileError
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
+PROFILE_DIR = Path(str(importlib.resources.files("hw_profiles")))   # package data (installed or not)
 STATUSES = ("published", "measured", "assumed")
 FIELDS = ("value", "unit", "status", "source")
 
@@ -155,7 +157,8 @@ def _parse_value(text: str) -> Any:
 
 def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str) -> None:
     flat = dict(_quantities(data))
-    value_sets, field_sets = [], []
+    value_sets: list[tuple[str, str, Any]] = []
+    field_sets: list[tuple[str, str, Any]] = []
     for item in overrides:
         if "=" not in item:
             raise ProfileError(f"{where}: override {item!r}: expected KEY=VALUE")
@@ -205,7 +208,7 @@ def _check_rule(key: str, q: dict[str, Any], unit: str, rule: Any, where: str) -
         if value not in rule:
             raise ProfileError(f"{where}: key {key}: must be one of {rule}, got {value!r}")
         return
-    if isinstance(value, str) or isinstance(value, bool):
+    if isinstance(value, (str, bool)):
         raise ProfileError(f"{where}: key {key}: value must be a number, got {value!r}")
     if rule.startswith("int"):
         if float(value) != int(value):

@@ -3,6 +3,7 @@ the two MT lowerings side by side; write report.json, report.md and PNG plots (a
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,6 @@ import numpy as np
 
 from toolchain.errors import ConfigError, HardwareLimitError
 from toolchain.files import atomic_path, write_json
-from toolchain.ir import QuantizedNetwork
-from toolchain.simulators.result import SimulationResult
-from toolchain.vocab import LOWERINGS, Lowering
 from toolchain.hardware.costs import Activity, layer_costs, totals
 from toolchain.hardware.energy import paper_energy, profile_energy
 from toolchain.hardware.geometry import Geometry
@@ -20,6 +18,9 @@ from toolchain.hardware.mapping import plan
 from toolchain.hardware.plots import PLOTS
 from toolchain.hardware.profile import Profile, load_profile
 from toolchain.hardware.timing import core_loads, step_time
+from toolchain.ir import QuantizedNetwork
+from toolchain.simulators.result import SimulationResult
+from toolchain.vocab import LOWERINGS, Lowering
 
 SCHEMA = "spiking-unet-hardware-report/1"
 PER_CORE_LIMIT = 4096
@@ -112,7 +113,7 @@ def profile_network(network: QuantizedNetwork, result: SimulationResult | None, 
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     if reference is None:
         reference = profile if profile.kind == "reference" else load_profile("generic45nm")
-    geos = {l.name: Geometry(network, l) for l in network.synaptic_layers}
+    geos = {lay.name: Geometry(network, lay) for lay in network.synaptic_layers}
     evals = {lw: _evaluate(network, activity, profile, lw, geos, max_chips)
              for lw in (lowering, *[x for x in LOWERINGS if x != lowering])}
     main = evals[lowering]
@@ -217,7 +218,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+def write_report(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Write report.json, report.md and the PNG plots into ``out_dir`` (atomically); returns the paths."""
     out = Path(out_dir)
     paths = {"json": out / "report.json", "markdown": out / "report.md"}

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.ir import Conv, MultiThreshold, QuantizedNetwork
 from toolchain.hardware.costs import Activity
 from toolchain.hardware.geometry import Geometry, consumers
 from toolchain.hardware.mapping import Mapping, reach
+from toolchain.ir import Conv, MultiThreshold, QuantizedNetwork
 
 
 @dataclass

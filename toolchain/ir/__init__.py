@@ -8,9 +8,31 @@ One frozen dataclass per operation (:class:`Input`, :class:`Conv`, :class:`ConvT
 (:mod:`.shapes`); and the one semantic check, :func:`validate`.
 """
 from .network import FloatNetwork, Network, NetworkMeta, Provenance, QuantizedNetwork, StockMeta, StockNetwork
-from .nodes import (Accumulator, Concat, Conv, ConvTranspose, Cuba, Dense, FixedSynapses, Flatten, FloatSynapses,
-                    Input, Layer, LayerSource, MultiThreshold, Neuron, NeuronLayer, Pair, Shape, SpatialLayer,
-                    StockSynapses, SumPool, Synapses, SynapticLayer, pair)
+from .nodes import (
+                    Accumulator,
+                    Concat,
+                    Conv,
+                    ConvTranspose,
+                    Cuba,
+                    Dense,
+                    FixedSynapses,
+                    Flatten,
+                    FloatSynapses,
+                    Input,
+                    Layer,
+                    LayerSource,
+                    MultiThreshold,
+                    Neuron,
+                    NeuronLayer,
+                    Pair,
+                    Shape,
+                    SpatialLayer,
+                    StockSynapses,
+                    SumPool,
+                    Synapses,
+                    SynapticLayer,
+                    pair,
+)
 from .shapes import MAX_SYNAPTIC_DELAY, assign_depths, derived_shape, output_hw, resize
 from .validate import validate
 

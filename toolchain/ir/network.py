@@ -14,8 +14,9 @@ runs at physical step depth(l) + k on hardware; the output's depth is the networ
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, ClassVar, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import networkx as nx
 
@@ -82,7 +83,7 @@ class NetworkMeta:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "NetworkMeta":
+    def from_dict(cls, data: Mapping[str, Any]) -> NetworkMeta:
         """Parse a file's meta object (types are checked by :func:`toolchain.ir.validate.validate`)."""
         known = {f.name for f in fields(cls)} - {"extra", "provenance"}
         values: dict[str, Any] = {}
@@ -95,7 +96,7 @@ class NetworkMeta:
         extra = {k: v for k, v in data.items() if k not in known and (k not in prov_keys or "provenance" not in values)}
         return cls(**values, extra=extra)
 
-    def replace(self, **changes: Any) -> "NetworkMeta":
+    def replace(self, **changes: Any) -> NetworkMeta:
         return replace(self, **changes)
 
 
@@ -138,7 +139,7 @@ class Network:
         return len(self.layers)
 
     def __getitem__(self, name: str) -> Layer:
-        return self._index[name]  # type: ignore[attr-defined,no-any-return]
+        return self._index[name]  # type: ignore[attr-defined]
 
     def index(self, name: str) -> int:
         return next(i for i, layer in enumerate(self.layers) if layer.name == name)

@@ -24,8 +24,9 @@ decay dv = vDecay, bias exponent ``bias_exp``, reset to zero).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar
 
 import numpy as np
 
@@ -35,9 +36,11 @@ Pair = tuple[int, int]
 Shape = tuple[int, int, int]
 
 
-def pair(value: int | tuple[int, int] | list[int]) -> Pair:
-    """A kernel / stride / padding as an (H, W) pair."""
-    if isinstance(value, (tuple, list)):
+def pair(value: int | Sequence[int] | str) -> Pair:
+    """A kernel / stride / padding as an (H, W) pair (torch modules store them as tuples)."""
+    if isinstance(value, str):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, Sequence):
         return int(value[0]), int(value[1])
     return int(value), int(value)
 
@@ -93,7 +96,7 @@ class Cuba:
     compartments: ClassVar[int] = 1
 
 
-Neuron = Union[MultiThreshold, Accumulator, Cuba]
+Neuron = MultiThreshold | Accumulator | Cuba
 
 
 # --------------------------------------------------------------------------------- synaptic params
@@ -128,7 +131,7 @@ class StockSynapses:
     bias: np.ndarray            # int64 mantissas, one per output channel
 
 
-Synapses = Union[FloatSynapses, FixedSynapses, StockSynapses]
+Synapses = FloatSynapses | FixedSynapses | StockSynapses
 
 
 # ------------------------------------------------------------------------------------------- layers
@@ -149,7 +152,7 @@ class LayerSource:
         return {key: getattr(self, name) for name, key in self._KEYS.items() if getattr(self, name) is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> "LayerSource":
+    def from_dict(cls, data: Mapping[str, object]) -> LayerSource:
         names = {key: name for name, key in cls._KEYS.items()}
         unknown = set(data) - set(names)
         if unknown:
@@ -278,7 +281,7 @@ class Dense(SynapticLayer):
     kind: ClassVar[str] = "dense"
 
 
-SpatialLayer = Union[Conv, ConvTranspose, SumPool]
-NeuronLayer = Union[SynapticLayer, Input]
+SpatialLayer = Conv | ConvTranspose | SumPool
+NeuronLayer = SynapticLayer | Input
 LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Input, Conv, ConvTranspose, SumPool, Concat,
                                                                  Dense, Flatten)}

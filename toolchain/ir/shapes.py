@@ -1,6 +1,7 @@
 """Shapes and latency of a layer graph: output sizes, resizing to another input, depths and delays."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -41,22 +42,23 @@ def derived_shape(layer: Layer, sources: list[Shape]) -> Shape:
     return (layer.shape[0], *output_hw(layer, (src[1], src[2])))
 
 
-def resize(network: N, hw: Pair) -> N:
+def resize(network: N, hw: Sequence[int]) -> N:
     """The same network for another input size: every layer's shape re-derived (weights shared).
 
     Convolutional networks are size-agnostic; a U-Net needs sides that are multiples of
     2**depth, which the caller ensures (an inconsistent concat raises :class:`ExportError`).
     """
+    height, width = (int(side) for side in hw)
     shapes: dict[str, Shape] = {}
     layers: list[Layer] = []
     for layer in network.layers:
         if isinstance(layer, Input):
-            shape: Shape = (layer.shape[0], *hw)
+            shape: Shape = (layer.shape[0], height, width)
         else:
             try:
                 shape = derived_shape(layer, [shapes[s] for s in layer.inputs])
             except ExportError as exc:
-                raise ExportError(f"{exc} for a {hw[0]}x{hw[1]} input") from exc
+                raise ExportError(f"{exc} for a {height}x{width} input") from exc
         shapes[layer.name] = shape
         layers.append(replace(layer, shape=shape))
     return network.with_layers(layers)

@@ -10,17 +10,27 @@ layer index, its name and the field: ``layer 4 (encoders.1.conv1): 'depth': is 5
 """
 from __future__ import annotations
 
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 import numpy as np
 
 from ..errors import ExportError, ToolchainError
-from .limits import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS, THRESHOLD_SHIFT,
-                               WEIGHT_EXP_MAX)
 from ..vocab import LOWERINGS
+from .limits import BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, WEIGHT_EXP_MAX
 from .network import NetworkMeta, QuantizedNetwork
-from .nodes import (Accumulator, Concat, Conv, ConvTranspose, FixedSynapses, Input, Layer, MultiThreshold, SumPool,
-                    SynapticLayer)
+from .nodes import (
+    Accumulator,
+    Concat,
+    Conv,
+    ConvTranspose,
+    FixedSynapses,
+    Input,
+    Layer,
+    MultiThreshold,
+    SumPool,
+    SynapticLayer,
+)
 from .shapes import MAX_SYNAPTIC_DELAY, output_hw
 
 

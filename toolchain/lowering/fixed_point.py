@@ -10,9 +10,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.limits import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX,  # noqa: F401
-                         INPUT_LEVEL_MIN, STATE_BITS, THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, V_LIMIT,
-                         WEIGHT_EXP_MAX)
+from ..ir.limits import (  # noqa: F401
+    BIAS_EXP_MAX,
+    BIAS_MANT_BITS,
+    HOST_EXP_MIN,
+    IMAGE_LEVELS,
+    INPUT_LEVEL_MAX,
+    INPUT_LEVEL_MIN,
+    STATE_BITS,
+    THRESHOLD_MANT_BITS,
+    THRESHOLD_SHIFT,
+    V_LIMIT,
+    WEIGHT_EXP_MAX,
+)
 
 
 @dataclass

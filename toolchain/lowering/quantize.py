@@ -24,10 +24,34 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExportError
-from ..ir import (Accumulator, Conv, ConvTranspose, FixedSynapses, FloatNetwork, FloatSynapses, Input, Layer,
-                  MultiThreshold, NetworkMeta, QuantizedNetwork, SumPool, SynapticLayer, validate)
-from ..ir.limits import (BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN,
-                         THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, V_LIMIT, WEIGHT_EXP_MAX)
+from ..ir import (
+    Accumulator,
+    Conv,
+    ConvTranspose,
+    FixedSynapses,
+    FloatNetwork,
+    FloatSynapses,
+    Input,
+    Layer,
+    MultiThreshold,
+    NetworkMeta,
+    QuantizedNetwork,
+    SumPool,
+    SynapticLayer,
+    validate,
+)
+from ..ir.limits import (
+    BIAS_EXP_MAX,
+    BIAS_MANT_BITS,
+    HOST_EXP_MIN,
+    IMAGE_LEVELS,
+    INPUT_LEVEL_MAX,
+    INPUT_LEVEL_MIN,
+    THRESHOLD_MANT_BITS,
+    THRESHOLD_SHIFT,
+    V_LIMIT,
+    WEIGHT_EXP_MAX,
+)
 from .fixed_point import Overflow, bias_value, quantize_weights, to_bias_format
 
 BIAS_LIMIT = (2 ** (BIAS_MANT_BITS - 1) - 1) * 2 ** BIAS_EXP_MAX
@@ -145,7 +169,8 @@ def _quantize_layer(network: FloatNetwork, layer: SynapticLayer, settings: Quant
     if isinstance(layer, SumPool):
         exact = np.array([layer.pool_weight * _payload_value(network[layer.source_name]) * unit])
         mant, exp = quantize_weights(exact, settings.weight_bits, w_over)
-        exps, approx, weight = (exp,), mant * 2.0 ** exp, mant
+        exps: tuple[int, ...] = (exp,)
+        approx, weight = mant * 2.0 ** exp, mant
     else:
         static = isinstance(layer, Conv) and layer.static
         weight = np.zeros(synapses.weight.shape, dtype=np.int32)

@@ -16,7 +16,7 @@ The kernel is serial; it runs under numba (compiled on first use, cached on disk
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -35,7 +35,7 @@ def _first_threshold_pass(v: np.ndarray, current: np.ndarray, o: np.ndarray, the
         s = np.float32(fired)
         v[i] = vi - theta * s
         o[i] = theta * s
-        count += np.int32(fired)
+        count += np.int32(fired)  # type: ignore[assignment]
     return count
 
 
@@ -47,7 +47,7 @@ def _threshold_pass(v: np.ndarray, o: np.ndarray, theta: np.float32) -> int:
         s = np.float32(fired)
         v[i] = v[i] - theta * s
         o[i] = o[i] + theta * s
-        count += np.int32(fired)
+        count += np.int32(fired)  # type: ignore[assignment]
     return count
 
 

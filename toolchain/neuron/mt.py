@@ -14,7 +14,8 @@ A single threshold is the plain IF neuron with reset by subtraction.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from toolchain.errors import ConfigError
 
@@ -55,7 +56,7 @@ def default_thresholds(count: int, top: float = 2.0) -> tuple[float, ...]:
     return tuple(top / 2 ** i for i in range(count))
 
 
-def validate_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+def validate_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
     """Thresholds must be positive, finite and strictly decreasing; returns them as a tuple of floats."""
     values = tuple(float(t) for t in thresholds)
     if not values:

@@ -10,12 +10,12 @@ class _SurrogateHeaviside(torch.autograd.Function):
     """H(x) forward; triangular surrogate gradient max(0, 1 - |x|) backward (for BPTT only)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return (x > 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         return grad * (1.0 - x.abs()).clamp(min=0.0)
 

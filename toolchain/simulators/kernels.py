@@ -36,7 +36,7 @@ class SynapseOp:
     output_padding: Pair = (0, 0)
 
     @classmethod
-    def of(cls, layer: SpatialLayer) -> "SynapseOp":
+    def of(cls, layer: SpatialLayer) -> SynapseOp:
         if isinstance(layer, SumPool):
             return cls("pool", layer.kernel, layer.kernel)
         if isinstance(layer, ConvTranspose):
@@ -97,11 +97,13 @@ def image_levels(images: np.ndarray) -> np.ndarray:
     return np.clip(levels, INPUT_LEVEL_MIN, INPUT_LEVEL_MAX).astype(np.int64)
 
 
-def static_current(layer: Conv, levels: np.ndarray, overflow: Overflow) -> torch.Tensor:
-    """The first layer's constant current conv(x, m) * 2**e + bias, rounded into the bias format."""
+def static_current(layer: Conv, levels: np.ndarray, overflow: Overflow, float64: bool = False) -> torch.Tensor:
+    """The first layer's constant current conv(x, m) * 2**e + bias, rounded into the bias format
+    (``float64``: the convolution in float64, as :func:`synapse_current`)."""
     syn = fixed(layer)
     (exp,) = syn.weight_exp
-    conv = synapse_current(SynapseOp.of(layer), torch.from_numpy(levels), syn.weight, -INPUT_LEVEL_MIN).numpy()
+    conv = synapse_current(SynapseOp.of(layer), torch.from_numpy(levels), syn.weight, -INPUT_LEVEL_MIN,
+                           float64).numpy()
     raw = scale_by_exponent(conv, exp) + bias_value(syn.bias, syn.bias_exp).reshape(1, -1, 1, 1)
     mant, bexp = to_bias_format(raw, overflow)
     return torch.from_numpy(bias_value(mant, bexp))

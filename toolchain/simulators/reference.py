@@ -88,7 +88,7 @@ class ReferenceSimulator:
         output_layer = self.network.output
         for layer in layers:
             if isinstance(layer, Conv) and layer.static:
-                static[layer.name] = static_current(layer, levels, static_overflow)
+                static[layer.name] = static_current(layer, levels, static_overflow, self.float64)
             membranes[layer.name] = 0
             saturations[layer.name] = np.zeros(n, dtype=np.int64)                     # per image
             counts[layer.name] = np.zeros((layer.neuron.compartments, n), dtype=np.int64)
@@ -97,8 +97,8 @@ class ReferenceSimulator:
                 current = static[layer.name] if layer.name in static else self._current(layer, spikes)
                 if isinstance(layer.neuron, Accumulator):
                     accumulator = accumulator + current
-                    saturations[layer.name] += _per_image(accumulator.abs() > V_LIMIT, n)  # type: ignore[union-attr]
-                    accumulator = accumulator.clamp(-V_LIMIT, V_LIMIT)  # type: ignore[union-attr]
+                    saturations[layer.name] += _per_image(accumulator.abs() > V_LIMIT, n)
+                    accumulator = accumulator.clamp(-V_LIMIT, V_LIMIT)
                     continue
                 assert isinstance(layer.neuron, MultiThreshold)
                 unclipped = membranes[layer.name] + current

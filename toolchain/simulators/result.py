@@ -41,7 +41,7 @@ class SimulationResult:
     def batch(self) -> int:
         return int(np.asarray(self.output).shape[0])
 
-    def item(self, i: int) -> "SimulationResult":
+    def item(self, i: int) -> SimulationResult:
         """Batch item ``i`` as a result of its own (per-image statistics; recordings dropped)."""
         if self.batch == 1:
             return self

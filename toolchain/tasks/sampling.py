@@ -1,17 +1,18 @@
 """What a task is for training and evaluation: batches, losses and metrics for denoise / segment."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from toolchain.tasks import metrics
 from toolchain.data.embedded import ImageSet
 from toolchain.data.patches import add_gaussian_noise, center_crop
 from toolchain.data.readers import random_fov_patches
+from toolchain.tasks import metrics
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 SIGMA_TRAIN_MAX = 55.0
@@ -53,7 +54,7 @@ def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: i
 
     Image k gets noise from a generator seeded with ``seed + k``, so every model sees the same noise.
     """
-    per_image = []
+    per_image: list[dict[str, Any]] = []
     for k, (name, image) in enumerate(zip(images.names, images.images)):
         clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
         noisy, _ = add_gaussian_noise(clean, sigma, torch.Generator().manual_seed(seed + k))
@@ -66,7 +67,7 @@ def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: i
 
 
 @torch.no_grad()
-def evaluate_segment(predict: Predictor, images: ImageSet, classes: int) -> dict[str, object]:
+def evaluate_segment(predict: Predictor, images: ImageSet, classes: int) -> dict[str, float]:
     """F1 / Jaccard / accuracy (binary) or mIoU (multi-class) of argmax(logits), all test pixels pooled
     (only the pixels inside ``images.regions`` where the dataset has them, e.g. DRIVE's field of view)."""
     assert images.masks is not None

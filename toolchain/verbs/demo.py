@@ -4,10 +4,12 @@ Every figure reported here is computed in this run; ``runs/demo/demo_report.json
 """
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -40,7 +42,7 @@ class DemoSettings:
     deploy_side: int = 64
 
     @classmethod
-    def quick(cls) -> "DemoSettings":
+    def quick(cls) -> DemoSettings:
         return cls(width=4, depth=2, epochs=1, finetune_epochs=1, batches_per_epoch=4, batch=4,
                    finetune_batch=2, patch=32, steps=4, crop=32, sweep=(4, 8), sweep_crop=16, deploy_side=32)
 
@@ -89,9 +91,8 @@ def run_demo(out_dir: str, seed: int = 0, quick: bool = False, log: Log = _quiet
         source, out / "ann.pt", Schedule(s.epochs, s.batches_per_epoch, s.batch, s.patch, 1e-3), s.width, s.depth,
         seed=seed), log=log))
     for norm in ("layer", "connection"):
-        stage(f"convert ({norm}-wise normalization)",
-              lambda norm=norm: convert_checkpoint(ConvertSettings(out / "ann.pt", out / f"snn_{norm}.pt",
-                                                                   ConversionSettings(norm), 32, s.patch, seed)))
+        settings = ConvertSettings(out / "ann.pt", out / f"snn_{norm}.pt", ConversionSettings(norm), 32, s.patch, seed)
+        stage(f"convert ({norm}-wise normalization)", functools.partial(convert_checkpoint, settings))
     stage(f"fine-tune with the spiking flow at T={s.steps}", lambda: finetune_checkpoint(FinetuneSettings(
         out / "snn_connection.pt", out / "snn_finetuned.pt", s.steps,
         Schedule(s.finetune_epochs, s.batches_per_epoch, s.finetune_batch, s.patch, 1e-4), seed), log=log))

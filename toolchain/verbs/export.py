@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netx_export import write_netx_compatible, write_network
+from netx_export import write_network, write_netx_compatible
 from netx_export.table import format_table, layer_table
 
 from ..checks import check_steps, positive_int
+from ..errors import ConfigError
 from ..frontend.checkpoint import file_sha256, load_snn
 from ..ir import Provenance
 from ..lowering.lower import export_network
 from ..lowering.quantize import QuantSettings
 from ..vocab import LOWERINGS, Lowering
-from ..errors import ConfigError
 
 DEFAULT_EXPORT_SIDE = 64
 

@@ -27,15 +27,17 @@ def quantization_psnr(snn: SpikingNetwork, spiking: dict[str, Any], test: ImageS
     The loss splits into input quantization (float -> levels) and network fixed point (levels -> integer net).
     Both lowerings compute identical integers; 'graded' simulates faster.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k, (name, image) in enumerate(zip(test.names, test.images)):
         clean = np.ascontiguousarray(center_crop(image, crop) if crop else image)
-        network, _ = export_network(snn, spiking, clean.shape[-2:], QuantSettings(steps=steps), lowering)
+        side_h, side_w = clean.shape[-2:]
+        network, _ = export_network(snn, spiking, (side_h, side_w), QuantSettings(steps=steps), lowering)
         noisy = add_gaussian_noise(torch.from_numpy(clean)[None], sigma, torch.Generator().manual_seed(seed + k))[0]
         leveled = torch.from_numpy(image_levels(noisy.numpy()) / 255.0).float()
         h, w = clean.shape[-2:]
 
-        def psnr(noise_map: np.ndarray) -> float:
+        def psnr(noise_map: np.ndarray, clean: np.ndarray = clean, noisy: torch.Tensor = noisy,
+                 h: int = h, w: int = w) -> float:
             return metrics.psnr(clean, np.clip(noisy[0].numpy() - noise_map[0, :, :h, :w], 0.0, 1.0))
 
         float_out = snn.simulate(noisy, steps).output.numpy()

@@ -48,7 +48,7 @@ class HardwareSummary:
     ann_over_profile: float | None
 
     @classmethod
-    def of(cls, report: dict[str, Any]) -> "HardwareSummary":
+    def of(cls, report: dict[str, Any]) -> HardwareSummary:
         t, e = report["totals"], report["energy"]
         return cls(report["profile"]["name"], report["lowering"], report["activity"]["steps"], t.get("cores"),
                    t.get("chips"), int(t["spikes"]), int(t["synops"]), t["energy_paper_j"], t.get("energy_profile_j"),

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from ..checks import positive_int, positive_number
 from ..errors import CheckpointError, ConfigError
 from ..frontend import distributed
 from ..frontend.checkpoint import Checkpoint, load_checkpoint, load_state_strict, save_checkpoint
-from ..frontend.training import Forward, train_epochs
+from ..frontend.training import train_epochs
 from ..tasks.sampling import Sampler
 from .source import DataSource, seeded
 
@@ -70,7 +71,7 @@ class TrainingRun:
     seed: int
     settings: dict[str, Any]
     model: Callable[[], torch.nn.Module]                   # the trained module (its state is checkpointed)
-    forward: Callable[[torch.nn.Module], Forward]           # the module to train on (DDP wraps it)
+    forward: Callable[[torch.nn.Module], torch.nn.Module]   # the module to train on (DDP wraps it)
     checkpoint: Callable[[torch.nn.Module, int, list[float]], Checkpoint]
     steps: int = 1
     desc: str = "training"

@@ -14,9 +14,10 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +62,8 @@ class SimulateSettings:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"unknown backend {self.target!r}; choose one of {TARGETS}")
-        positive_int("batch", self.batch)
-        positive_int("workers", self.workers)
+        positive_int("`batch`", self.batch)
+        positive_int("`workers`", self.workers)
         if self.steps is not None:
             check_steps(self.steps)
         if self.target == "lava-cpu" and self.workers > 1:
@@ -102,8 +103,8 @@ class SimulateReport:
 
 
 def spikes_report(network: QuantizedNetwork, result: SimulationResult) -> dict[str, Any]:
-    thresholds = {l.name: list(l.neuron.thresholds) for l in network.synaptic_layers
-                  if isinstance(l.neuron, MultiThreshold)}
+    thresholds = {lay.name: list(lay.neuron.thresholds) for lay in network.synaptic_layers
+                  if isinstance(lay.neuron, MultiThreshold)}
     return {"steps": result.steps, "total": int(sum(sum(v) for v in result.spike_counts.values())),
             "layers": {name: {"per_threshold": counts, "thresholds": thresholds.get(name), "total": int(sum(counts)),
                               "membrane_saturations": result.saturations.get(name, 0)}
@@ -153,9 +154,8 @@ def _write_outputs(target: Path, stem: str, backend: str, network: QuantizedNetw
                    noisy: np.ndarray, seconds: float, report: dict[str, Any] | None) -> ImageRun:
     """output.npy, spikes.json and output.png of one image (each written atomically); its report row."""
     output, picture = decode(network, result, noisy)
-    with atomic_path(target / "output.npy") as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, output)
+    with atomic_path(target / "output.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, output)
     spikes = spikes_report(network, result)
     write_json(target / "spikes.json", {"backend": backend, "image": stem, "wall_time_s": seconds, **spikes})
     save_png(target / "output.png", picture)
@@ -199,7 +199,7 @@ def _pool_run(job: tuple[SimulatorBackend, QuantizedNetwork, int, Record],
 
 
 def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: list[Group], steps: int,
-                record: Record, workers: int) -> Iterator[tuple[list[int], np.ndarray, SimulationResult, float]]:
+                record: Record, workers: int) -> Generator[tuple[list[int], np.ndarray, SimulationResult, float], None, None]:
     """(indices, stacked images, result, seconds) per group, in order; in a fork pool if ``workers`` > 1."""
     if workers == 1 or len(groups) == 1:
         for indices, stacked in groups:

@@ -1,8 +1,9 @@
 """Where a task's images come from: the embedded photos or a user's dataset folder."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from ..data.readers import random_fov_patches
 from ..errors import ConfigError
 from ..frontend.unet import UNetConfig
 from ..tasks.sampling import Sampler
-from ..vocab import Layout, Task
+from ..vocab import LAYOUTS, Layout, Task
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class DataSource:
     root: str | None = None
     layout: Layout | None = None
 
-    def resolved(self) -> "DataSource":
+    def resolved(self) -> DataSource:
         """The same source with "auto" replaced by the detected layout (checkpoints record the name).
 
         A folder that matches no paper dataset is read as the plain ``folder`` layout, whose reader
@@ -35,7 +36,11 @@ class DataSource:
         if self.root is None or self.layout not in (None, "auto"):
             return self
         found = readers.detect_layout(self.root) if self.layout == "auto" else None
-        return DataSource(self.task, self.channels, self.root, found or "folder")
+        layout: Layout = "folder"
+        for name in LAYOUTS:
+            if name == found:
+                layout = name
+        return DataSource(self.task, self.channels, self.root, layout)
 
     def load(self) -> tuple[ImageSet, ImageSet]:
         if self.root is not None:
@@ -56,9 +61,9 @@ class DataSource:
         return {"task": self.task, "channels": self.channels, "root": self.root, "layout": self.layout}
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any], config: UNetConfig) -> "DataSource":
+    def from_meta(cls, meta: Mapping[str, Any], config: UNetConfig) -> DataSource:
         data = meta.get("data") or {}
-        return cls(config.task, config.in_channels, data.get("root"), data.get("layout"))  # type: ignore[arg-type]
+        return cls(config.task, config.in_channels, data.get("root"), data.get("layout"))
 
 
 def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:

@@ -6,7 +6,7 @@ Each takes a frozen settings object (validated when it is made) and returns a ty
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,15 @@ import torch
 
 from ..checks import check_steps, positive_int
 from ..errors import ConfigError
-from ..frontend.checkpoint import ann_checkpoint, file_sha256, load_ann, load_snn, save_checkpoint, snn_checkpoint
+from ..frontend.checkpoint import (
+    Checkpoint,
+    ann_checkpoint,
+    file_sha256,
+    load_ann,
+    load_snn,
+    save_checkpoint,
+    snn_checkpoint,
+)
 from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
@@ -83,10 +91,11 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
     s, config, source = settings.schedule, settings.config, settings.source
 
     def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> TrainReport:
-        extra = {} if outcome is None else {"seconds": outcome.seconds, "resumed_from_epoch": outcome.start_epoch,
-                                            "processes": outcome.processes}
-        return TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
-                           s.lr, float(np.mean(losses[-20:])), **extra)
+        report = TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
+                             s.lr, float(np.mean(losses[-20:])))
+        return report if outcome is None else replace(report, seconds=outcome.seconds,
+                                                      resumed_from_epoch=outcome.start_epoch,
+                                                      processes=outcome.processes)
 
     run = TrainingRun(
         kind="ann", out=settings.out, source=source, schedule=s, seed=settings.seed,
@@ -183,12 +192,12 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
     def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> FinetuneReport:
-        extra = {} if outcome is None else {"seconds": outcome.seconds, "resumed_from_epoch": outcome.start_epoch,
-                                            "processes": outcome.processes}
-        return FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr,
-                              float(np.mean(losses[-20:])), **extra)
+        report = FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr, float(np.mean(losses[-20:])))
+        return report if outcome is None else replace(report, seconds=outcome.seconds,
+                                                      resumed_from_epoch=outcome.start_epoch,
+                                                      processes=outcome.processes)
 
-    def checkpoint(module: torch.nn.Module, epoch: int, losses: list[float]):  # type: ignore[no-untyped-def]
+    def checkpoint(module: torch.nn.Module, epoch: int, losses: list[float]) -> Checkpoint:
         assert isinstance(module, SpikingNetwork)
         return snn_checkpoint(module, spiking, {**ckpt.meta, "finetune": report(epoch, losses).record()})
 

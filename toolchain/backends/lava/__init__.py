@@ -9,6 +9,7 @@ depth(l) + k + TIME_OFFSET, TIME_OFFSET = 1 (Lava counts steps from 1).
 """
 from .backend import LavaBackend
 from .graph import TIME_OFFSET, physical_steps
-from .runner import DEFAULT_TIMEOUT_S, LavaTiming, run_lava
+from .runner import DEFAULT_TIMEOUT_S, LavaTiming, WorkerRecord, run_lava
 
-__all__ = ["LavaBackend", "run_lava", "LavaTiming", "DEFAULT_TIMEOUT_S", "TIME_OFFSET", "physical_steps"]
+__all__ = ["LavaBackend", "run_lava", "LavaTiming", "WorkerRecord", "DEFAULT_TIMEOUT_S", "TIME_OFFSET",
+           "physical_steps"]

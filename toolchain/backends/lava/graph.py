@@ -27,8 +27,9 @@ saturations) are read with ``Var.get()`` at the end (about 20 ms for a depth-2 U
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +40,20 @@ from ...vocab import Lowering
 
 TIME_OFFSET = 1
 RECORDER_BUFFER = 4
+PROCESSES = ("MTNeuron", "Synapse", "Accumulator", "Recorder")   # the process classes of :mod:`.procs.process`
+
+# A process model override: called in the worker (Lava imported) with the model the backend would use for a
+# process, it returns the model to use instead (typically a subclass of it: fault injection, instrumentation).
+ModelOverride = Callable[[type], type]
 
 
 @dataclass
 class Job:
-    """Everything the worker needs: the network, per-neuron static currents, and the run settings."""
+    """Everything the worker needs: the network, per-neuron static currents, and the run settings.
+
+    ``models`` maps a process class name (one of :data:`PROCESSES`) to a :data:`ModelOverride`
+    (see :func:`run_config`); names, not classes, so that the caller never imports Lava.
+    """
 
     network: QuantizedNetwork
     batch: int
@@ -51,6 +61,7 @@ class Job:
     record: bool
     lowering: Lowering
     static_bias: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # (mant, exp)
+    models: Mapping[str, ModelOverride] = field(default_factory=dict)
 
 
 def physical_steps(network: QuantizedNetwork, steps: int) -> int:
@@ -91,7 +102,7 @@ def build(job: Job) -> tuple[dict[str, Any], Any, Any, list[str], list[Any]]:
                                       window=job.steps, v_limit=V_LIMIT, name=layer.name)
         else:
             assert isinstance(layer.neuron, MultiThreshold)
-            proc = MTNeuron(shape=shape, thresholds=layer.neuron.thresholds, bias_mant=bias_mant,
+            proc = MTNeuron(shape=shape, thresholds=[int(t) for t in layer.neuron.thresholds], bias_mant=bias_mant,
                             bias_exp=bias_exp, start=start, window=job.steps, lowering=job.lowering,
                             v_limit=V_LIMIT, record=job.record, name=layer.name)
         created.append(proc)
@@ -117,32 +128,53 @@ def build(job: Job) -> tuple[dict[str, Any], Any, Any, list[str], list[Any]]:
     return neurons, neurons[output.name], recorder, recorded + [output.name], created
 
 
-def run_config(processes: list[Any] = ()) -> Any:
+def run_config(processes: Sequence[Any] = (), models: Mapping[str, ModelOverride] | None = None) -> Any:
     """``Loihi2SimCfg(select_tag='fixed_pt')`` with each given process mapped to its model.
 
     Lava's compiler otherwise searches the models of every process instance anew, re-executing every
     module in the process class's directory each time (about 40 ms per process); mapping the instances
     (``exception_proc_model_map`` accepts them) skips that.
+
+    ``models`` overrides the model of every process of a class, by class name: ``models["Synapse"](default)``
+    gives the model to run instead of ``default`` (called once per default model class).
     """
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    from .procs.models import (PyAccumulatorModelFixed, PyMTNeuronModelFixed, PyMTNeuronModelFixedInt8,
-                               PySynapseModelFixed, recorder_model)
+    from .procs.models import (
+        PyAccumulatorModelFixed,
+        PyMTNeuronModelFixed,
+        PyMTNeuronModelFixedInt8,
+        PySynapseModelFixed,
+        recorder_model,
+    )
     from .procs.process import Accumulator, MTNeuron, Recorder, Synapse
 
-    models: dict[Any, Any] = {MTNeuron: PyMTNeuronModelFixed, Synapse: PySynapseModelFixed,
-                              Accumulator: PyAccumulatorModelFixed}
-    mapping = dict(models)
+    overrides = dict(models or {})
+    chosen: dict[tuple[str, type], type] = {}
+
+    def pick(process_class: type, default: type) -> type:
+        override = overrides.get(process_class.__name__)
+        if override is None:
+            return default
+        key = (process_class.__name__, default)
+        if key not in chosen:
+            chosen[key] = override(default)
+        return chosen[key]
+
+    defaults: dict[Any, Any] = {MTNeuron: PyMTNeuronModelFixed, Synapse: PySynapseModelFixed,
+                                Accumulator: PyAccumulatorModelFixed}
+    mapping = {cls: pick(cls, model) for cls, model in defaults.items()}
     for proc in processes:
         if isinstance(proc, Recorder):
-            mapping[proc] = recorder_model(len(proc.proc_params["shapes"]))
+            mapping[proc] = pick(Recorder, recorder_model(len(proc.proc_params["shapes"])))
             continue
-        mapping[proc] = models[type(proc)]
+        model = defaults[type(proc)]
         if isinstance(proc, MTNeuron):
             graded = proc.proc_params["lowering"] == "graded"
             payload_max = sum(proc.proc_params["ratios"]) if graded else 1
             if payload_max <= np.iinfo(np.int8).max:
-                mapping[proc] = PyMTNeuronModelFixedInt8
+                model = PyMTNeuronModelFixedInt8
+        mapping[proc] = pick(type(proc), model)
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=mapping)
 
 
@@ -203,7 +235,7 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
     ok = False
     try:
         try:
-            acc.create_runtime(run_cfg=run_config(created))
+            acc.create_runtime(run_cfg=run_config(created, job.models))
         finally:            # the runtime exists (with workers and segments) even if initialize() raised
             if acc.runtime is not None:
                 on_runtime(acc.runtime)

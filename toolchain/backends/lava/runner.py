@@ -1,4 +1,4 @@
-"""run_lava: the lava-cpu backend's public entry, and the isolated worker it runs Lava in.
+"""run_lava: the lava-cpu backend's public entry; it starts, watches and cleans up the worker (:mod:`.worker`).
 
 Isolation. Lava is never imported in the caller's process. Each call forks one worker process
 (multiprocessing 'fork' context) that makes itself a session leader (its own process group),
@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
-import multiprocessing.connection
 import os
 import signal
-import sys
-import threading
 import time
-import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,12 +37,13 @@ from ...lowering.fixed_point import Overflow, to_bias_format
 from ...simulators.kernels import fixed, image_levels, static_current
 from ...simulators.result import SimulationResult
 from ...vocab import LOWERINGS, RECORDS, Lowering, Record
-from .graph import Job, runtime_shared_memory, runtime_workers, simulate
+from .graph import PROCESSES, Job, ModelOverride
+from .patch import INSTALL
+from .worker import SHM_DIR, worker_main
 
 DEFAULT_TIMEOUT_S = 600.0
 WORKER_EXIT_GRACE_S = 30.0   # a finished worker must exit (stop Lava) within this, or it is killed
 WORKER_SAFETY_MARGIN_S = 30.0  # the worker kills itself this long after the caller's timeout
-SHM_DIR = "/dev/shm"
 
 
 @dataclass
@@ -81,8 +79,18 @@ class LavaTiming:
         return {**asdict(self), "per_step_s": self.per_step_s, "per_lava_step_s": self.per_lava_step_s}
 
 
+@dataclass(frozen=True)
+class WorkerRecord:
+    """One run's isolated worker, reported to ``on_worker`` once it has been cleaned up."""
+
+    pid: int                    # the worker's pid: also the id of its session and process group
+    segments: tuple[str, ...]   # the shared-memory segments it reported (unlinked by now)
+
+
 def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: Record = "none",
-             timeout_s: float = DEFAULT_TIMEOUT_S, lowering: Lowering | None = None) -> SimulationResult:
+             timeout_s: float = DEFAULT_TIMEOUT_S, lowering: Lowering | None = None,
+             models: Mapping[str, ModelOverride] | None = None,
+             on_worker: Callable[[WorkerRecord], None] | None = None) -> SimulationResult:
     """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``).
 
     ``images``: (N, C, H, W) floats of exactly the network's input shape, turned into integer levels
@@ -94,6 +102,11 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
 
     Raises :class:`~toolchain.errors.BackendError` when Lava fails or runs past ``timeout_s``
     (wall-clock seconds for the whole call); nothing is left running either way.
+
+    Seams for tests and instrumentation: ``models`` replaces process models by process class name
+    (:data:`~.graph.PROCESSES`; see :func:`~.graph.run_config`), e.g. with a subclass that injects a fault;
+    ``on_worker`` is called with a :class:`WorkerRecord` after the worker has been cleaned up, whether the
+    run succeeded, failed or was interrupted.
     """
     t0 = time.perf_counter()
     if not isinstance(network, QuantizedNetwork):
@@ -106,6 +119,10 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     if not timeout_s > 0:
         raise ConfigError(f"timeout must be positive, got {timeout_s!r}")
+    models = dict(models or {})
+    for name, override in models.items():
+        if name not in PROCESSES or not callable(override):
+            raise ConfigError(f"models must map process names {PROCESSES} to callables, got {name!r}: {override!r}")
     images = np.asarray(images)
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(network.input.shape) or len(images) == 0:
         raise ConfigError(f"images must be (N, {', '.join(map(str, network.input.shape))}) for this "
@@ -115,8 +132,8 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
         raise ConfigError("the network's last layer must be the output accumulator")
 
     if not lava_installed():
-        raise BackendError("the lava-cpu backend needs Lava (lava-nc 0.10.0, patched for Python 3.11): "
-                           "run scripts/env.sh")
+        raise BackendError(f"the lava-cpu backend needs Lava (lava-nc 0.10.0, lava-dl 0.6.0, patched for Python "
+                           f"3.11); install it with: {INSTALL}")
 
     levels = image_levels(images)
     static_overflow = Overflow()
@@ -125,8 +142,8 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
         if isinstance(layer, Conv) and layer.static:
             current = static_current(layer, levels, static_overflow).numpy()
             static_bias[layer.name] = to_bias_format(current, Overflow())   # exact: it is in the format
-    job = Job(network, len(images), steps, record != "none", lowering, static_bias)
-    payload = _run_in_worker(job, float(timeout_s))
+    job = Job(network, len(images), steps, record != "none", lowering, static_bias, models)
+    payload = run_in_worker(job, float(timeout_s), on_worker)
 
     acc = payload["accumulator"]
     spikes = {}
@@ -165,10 +182,11 @@ def lava_installed() -> bool:
         return False
 
 
-def _run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
+def run_in_worker(job: Job, timeout_s: float,
+                   on_worker: Callable[[WorkerRecord], None] | None = None) -> dict[str, Any]:
     ctx = multiprocessing.get_context("fork")
     recv_conn, send_conn = ctx.Pipe(duplex=False)
-    worker = ctx.Process(target=_worker_main, name="lava-cpu-worker",
+    worker = ctx.Process(target=worker_main, name="lava-cpu-worker",
                          args=(send_conn, job, os.getpid(), timeout_s + WORKER_SAFETY_MARGIN_S))
     shm_names: list[str] = []
     finished = False
@@ -200,6 +218,8 @@ def _run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
         if worker.pid is not None:
             _reap(worker, recv_conn, shm_names, grace_s=WORKER_EXIT_GRACE_S if finished else 0.0)
         recv_conn.close()
+        if on_worker is not None and worker.pid is not None:
+            on_worker(WorkerRecord(worker.pid, tuple(shm_names)))
 
 
 def _exit_status(pid: int | None) -> str:
@@ -253,129 +273,3 @@ def _reap(worker: Any, conn: Any, shm_names: list[str], grace_s: float) -> None:
             pass
         except OSError:
             pass
-
-
-# ----------------------------------------------------------------------------------------- worker side
-
-class _Worker:
-    """State shared by the worker's main thread and its watchdog thread."""
-
-    def __init__(self, conn: Any, parent_pid: int, limit_s: float) -> None:
-        self.conn = conn
-        self.parent_pid = parent_pid
-        self.deadline = time.monotonic() + limit_s
-        self.lock = threading.Lock()
-        self.runtime: Any = None
-        self.shm: list[str] = []
-        self.running = False
-
-    def send(self, message: tuple[str, Any]) -> None:
-        with self.lock:
-            self.conn.send(message)
-
-    def on_segment(self, name: str) -> None:
-        """A shared-memory segment was just created: remember it and tell the caller at once, so
-        that whoever kills this run can unlink it."""
-        self.shm.append(name)
-        self.send(("shm", [name]))
-
-    def on_runtime(self, runtime: Any) -> None:
-        self.runtime = runtime
-        missed = [name for name in runtime_shared_memory(runtime) if name not in self.shm]
-        if missed:
-            self.shm.extend(missed)
-            self.send(("shm", missed))
-
-    def track_segments(self) -> None:
-        """Report every segment Lava's shared-memory manager creates in this worker process."""
-        from lava.magma.runtime.message_infrastructure import shared_memory_manager as smm
-
-        create = smm.SharedMemoryManager.create_shared_memory
-
-        def create_shared_memory(manager: Any, size: int) -> Any:
-            handle = create(manager, size)
-            self.on_segment(handle.name)
-            return handle
-
-        smm.SharedMemoryManager.create_shared_memory = create_shared_memory
-
-    def on_running(self, running: bool) -> None:
-        self.running = running
-
-    def die(self) -> None:
-        """Kill the whole process group (Lava's workers, its shared-memory manager, this worker) at
-        once, after unlinking the run's segments (the manager, killed, cannot unlink them)."""
-        try:
-            for name in self.shm:
-                try:
-                    os.unlink(os.path.join(SHM_DIR, name.lstrip("/")))
-                except OSError:
-                    pass
-        finally:
-            os.killpg(0, signal.SIGKILL)
-
-    def watch(self) -> None:
-        while True:
-            if os.getppid() != self.parent_pid:
-                self.die()
-            if time.monotonic() > self.deadline:
-                self._fail("the lava-cpu worker ran past its safety limit")
-            workers = runtime_workers(self.runtime) if self.running and self.runtime is not None else []
-            if not workers:
-                time.sleep(0.1)
-                continue
-            try:
-                dead = multiprocessing.connection.wait([w.sentinel for w in workers], timeout=0.1)
-            except (ValueError, OSError):   # the run just ended and Lava closed its workers
-                continue
-            if dead and self.running:
-                self._fail(self._describe(workers, dead))
-
-    def _fail(self, message: str) -> None:
-        try:
-            self.send(("error", message))
-        finally:
-            self.die()
-
-    @staticmethod
-    def _describe(workers: list[Any], dead: list[Any]) -> str:
-        parts = []
-        for w in workers:
-            if w.sentinel not in dead:
-                continue
-            detail = ""
-            try:
-                conn = getattr(w, "_pconn", None)
-                if conn is not None and conn.poll(1.0):
-                    exc = conn.recv()
-                    if exc:
-                        detail = ":\n" + str(exc[1]).rstrip()
-            except Exception:
-                pass
-            parts.append(f"Lava worker {w.name} died{detail}")
-        return "; ".join(parts) or "a Lava worker died"
-
-
-def _worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
-    os.setsid()                                   # own process group: the caller kills it as a whole
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides (it kills the group on Ctrl-C)
-    state = _Worker(conn, parent_pid, limit_s)
-    try:
-        import torch
-        torch.set_num_threads(1)
-        if "lava.magma.runtime.message_infrastructure.multiprocessing" not in sys.modules:
-            # Lava calls multiprocessing.set_start_method('fork') on import, which raises if a start
-            # method was already fixed (in the caller, before the fork). Clear it here, in the worker.
-            multiprocessing.set_start_method(None, force=True)
-        threading.Thread(target=state.watch, name="lava-cpu-watchdog", daemon=True).start()
-        state.track_segments()
-        if hasattr(job, "simulate"):      # a stock netx run (.stock.StockJob)
-            payload = job.simulate(state.on_runtime, state.on_running)
-        else:
-            payload = simulate(job, on_runtime=state.on_runtime, on_running=state.on_running)
-        state.send(("ok", payload))
-    except BaseException:
-        try:
-            state.send(("error", traceback.format_exc()))
-        finally:
-            state.die()

@@ -12,8 +12,9 @@ t + 1) and equals :func:`toolchain.simulators.physical.simulate_cuba` on the sam
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,9 @@ class StockJob:
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        from toolchain.backends.lava.procs.models import recorder_model
-        from toolchain.backends.lava.procs.process import Recorder
-        from toolchain.backends.lava.graph import finish_runtime
+        from .graph import finish_runtime
+        from .procs.models import recorder_model
+        from .procs.process import Recorder
 
         net = netx.hdf5.Network(net_config=self.path, reset_interval=self.reset_interval,
                                 reset_offset=self.reset_offset)
@@ -57,7 +58,7 @@ class StockJob:
                     on_runtime(net.runtime)
             on_running(True)
             net.run(condition=RunSteps(num_steps=self.steps, blocking=False))
-            spikes = [[] for _ in ports]
+            spikes: list[list[np.ndarray]] = [[] for _ in ports]
             for _ in range(self.steps):
                 for store, data in zip(spikes, recorder.receive()):
                     store.append(np.asarray(data).astype(bool))
@@ -91,16 +92,18 @@ def run_stock_lava(path: str | os.PathLike[str], input_bias: np.ndarray, steps: 
     """
     from netx_export.stock import read_netx
 
-    from toolchain.backends.lava.runner import _run_in_worker, lava_installed
+    from .patch import INSTALL
+    from .runner import lava_installed, run_in_worker
 
     if not lava_installed():
-        raise BackendError("the lava-cpu backend needs Lava (lava-nc 0.10.0, patched for Python 3.11)")
+        raise BackendError(f"the lava-cpu backend needs Lava (lava-nc 0.10.0, lava-dl 0.6.0, patched for Python "
+                           f"3.11); install it with: {INSTALL}")
     network = read_netx(path)          # validates the file; gives the layer names
     bias = np.asarray(input_bias)
     if bias.shape != tuple(network.input.shape):
         raise ConfigError(f"input bias must be {network.input.shape}, got {bias.shape}")
     job = StockJob(str(path), bias.astype(np.int64), int(steps), reset_interval, reset_offset)
-    payload = _run_in_worker(job, float(timeout_s))  # type: ignore[arg-type]
+    payload = run_in_worker(job, float(timeout_s))  # type: ignore[arg-type]
     result = PhysicalResult(int(steps))
     for layer, s, u, v in zip(network.neuron_layers, payload["spikes"], payload["u"], payload["v"]):
         result.spikes[layer.name] = _chw(s)[:, None]

@@ -25,12 +25,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import ConfigError, DataError
 from toolchain.data import folder as plain
 from toolchain.data.embedded import ImageSet
 from toolchain.data.readers import camseq01, denoising, drive, isbi2012
 from toolchain.data.readers.common import Layout
 from toolchain.data.readers.patches import extract_patches, random_fov_patches, reassemble, tiled_predictor
+from toolchain.errors import ConfigError, DataError
 
 TASKS = ("denoise", "segment")
 AUTO = "auto"

@@ -25,9 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.errors import ConfigError
 from toolchain.data.embedded import ImageSet
-from toolchain.data.readers.common import Layout, as_rgb, fail, fraction, positive_int, read_array, require_file, to_channels, to_unit
+from toolchain.data.readers.common import (
+    Layout,
+    as_rgb,
+    fail,
+    fraction,
+    positive_int,
+    read_array,
+    require_file,
+    to_channels,
+    to_unit,
+)
+from toolchain.errors import ConfigError
 
 EXPECTED = ("CamSeq01: expected a folder of frames *.png with colour-coded label images *_L.png "
             "(same stem + _L) and label_colors.txt (lines 'R G B Name')")
@@ -57,7 +67,8 @@ def read_label_colors(path: Path) -> tuple[list[str], np.ndarray]:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(EXPECTED, f"{path}: not a readable text file ({type(exc).__name__})") from exc
-    names, colors = [], []
+    names: list[str] = []
+    colors: list[list[int]] = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

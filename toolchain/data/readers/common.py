@@ -6,15 +6,15 @@ task the layout does not serve) raises :class:`~toolchain.errors.ConfigError`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from toolchain.errors import ConfigError, DataError
 from toolchain.data.embedded import ImageSet
 from toolchain.data.folder import IMAGE_SUFFIXES
+from toolchain.errors import ConfigError, DataError
 
 # (root, task, channels, require_train, **options) -> (train or None, test)
 Loader = Callable[..., "tuple[ImageSet | None, ImageSet]"]

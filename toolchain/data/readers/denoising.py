@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from toolchain.errors import ConfigError
 from toolchain.data.embedded import ImageSet
 from toolchain.data.folder import read_image
 from toolchain.data.readers.common import Layout, child, fail, image_files
+from toolchain.errors import ConfigError
 
 TRAIN_FOLDERS = ("train", "BSD200", "BSD400", "Train400", "trainsets/BSD200", "trainsets/BSD400",
                  "trainsets/Train400", "BSDS300/images/train")

@@ -33,9 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.errors import ConfigError
 from toolchain.data.embedded import ImageSet
-from toolchain.data.readers.common import Layout, as_rgb, binary, fail, positive_int, read_array, require_dir, to_channels, to_unit
+from toolchain.data.readers.common import (
+    Layout,
+    as_rgb,
+    binary,
+    fail,
+    positive_int,
+    read_array,
+    require_dir,
+    to_channels,
+    to_unit,
+)
+from toolchain.errors import ConfigError
 
 EXPECTED = ("DRIVE: expected DRIVE/training/images/*_training.tif, DRIVE/training/1st_manual/*_manual1.gif, "
             "DRIVE/training/mask/*_training_mask.gif and DRIVE/test/images/*_test.tif, "
@@ -149,8 +159,9 @@ def load(root: Path, task: str, channels: int, require_train: bool = True, prepr
         if holdout >= len(train[0]):
             raise ConfigError(f"DRIVE holdout {holdout} leaves no training image (there are {len(train[0])})")
         cut = len(train[0]) - holdout
-        return (image_set(*(part[:cut] for part in train), channels, preprocess),
-                image_set(*(part[cut:] for part in train), channels, preprocess))
+        names, rgbs, vessels, regions = train
+        return (image_set(names[:cut], rgbs[:cut], vessels[:cut], regions[:cut], channels, preprocess),
+                image_set(names[cut:], rgbs[cut:], vessels[cut:], regions[cut:], channels, preprocess))
     if not (base / "test" / "1st_manual").is_dir():
         raise fail(EXPECTED, f"{base / 'test' / '1st_manual'}: missing folder: this copy of DRIVE has no "
                              "test ground truth, so the test split cannot be evaluated (holdout=N tests "

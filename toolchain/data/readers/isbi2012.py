@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toolchain.errors import ConfigError
 from toolchain.data.embedded import ImageSet
 from toolchain.data.readers.common import Layout, fail, positive_int, read_array, require_file, to_channels, to_unit
+from toolchain.errors import ConfigError
 
 EXPECTED = ("ISBI-2012: expected train-volume.tif and train-labels.tif, multi-page TIFF stacks of "
             "the same N x H x W shape (30 x 512 x 512; labels 255 = cell interior, 0 = membrane)")
@@ -52,6 +52,7 @@ def binarize(labels: np.ndarray, path: Path) -> np.ndarray:
     """True where the label is 'interior' (white)."""
     if labels.dtype == bool:
         return labels
+    high: float
     if np.issubdtype(labels.dtype, np.integer):
         high = 1 if labels.max() <= 1 else np.iinfo(labels.dtype).max
     elif np.issubdtype(labels.dtype, np.floating):

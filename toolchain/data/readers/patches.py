@@ -13,14 +13,15 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import torch
 
-from toolchain.errors import ConfigError, DataError
 from toolchain.data.embedded import ImageSet
 from toolchain.data.patches import random_patches
+from toolchain.errors import ConfigError, DataError
 
 
 def check_grid(size: int, stride: int | None) -> tuple[int, int]:
@@ -44,7 +45,7 @@ def grid(height: int, width: int, size: int, stride: int) -> tuple[list[int], li
 
 
 def extract_patches(image: np.ndarray, size: int = 48, stride: int | None = None,
-                    pad_mode: str = "constant") -> np.ndarray:
+                    pad_mode: Literal["constant", "edge", "reflect", "symmetric"] = "constant") -> np.ndarray:
     """CHW (or HW) image -> (N, C, size, size) patches on a ``stride`` grid, row-major.
 
     ``stride`` defaults to ``size`` (no overlap); the image is padded at the bottom/right with
@@ -59,7 +60,7 @@ def extract_patches(image: np.ndarray, size: int = 48, stride: int | None = None
     _, h, w = array.shape
     tops, lefts, hp, wp = grid(h, w, size, stride)
     padded = np.pad(array, ((0, 0), (0, hp - h), (0, wp - w)), mode=pad_mode)
-    return np.stack([padded[:, t:t + size, l:l + size] for t in tops for l in lefts])
+    return np.stack([padded[:, t:t + size, left:left + size] for t in tops for left in lefts])
 
 
 def reassemble(patches: np.ndarray, image_shape: tuple[int, ...], size: int = 48,
@@ -83,9 +84,9 @@ def reassemble(patches: np.ndarray, image_shape: tuple[int, ...], size: int = 48
     count = np.zeros((hp, wp), dtype=np.float64)
     k = 0
     for t in tops:
-        for l in lefts:
-            total[:, t:t + size, l:l + size] += array[k]
-            count[t:t + size, l:l + size] += 1.0
+        for left in lefts:
+            total[:, t:t + size, left:left + size] += array[k]
+            count[t:t + size, left:left + size] += 1.0
             k += 1
     out = (total / count)[:, :h, :w].astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float64)
     return out[0] if len(image_shape) == 2 and out.shape[0] == 1 else out

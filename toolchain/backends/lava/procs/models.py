@@ -58,7 +58,7 @@ class PyMTNeuronModelFixed(PyLoihiProcessModel):
         shape = tuple(proc_params["shape"])
         self._zero_out = np.zeros((shape if self._graded else (len(self._thresholds),) + shape), np.int8)
         self._zero_rec = np.zeros(shape, np.int32)
-        self._bias = None
+        self._bias: np.ndarray | None = None
 
     def run_spk(self) -> None:
         current = self.a_in.recv()
@@ -67,9 +67,10 @@ class PyMTNeuronModelFixed(PyLoihiProcessModel):
             self.s_out.send(self._zero_out)
             self.rec_out.send(self._zero_rec)
             return
-        if self._bias is None:
-            self._bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64))
-        current = current + self._bias
+        bias = self._bias
+        if bias is None:
+            bias = self._bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64))
+        current = current + bias
         unclipped = self.v + current
         self.saturations[:] += _per_image(np.abs(unclipped) > self._v_limit)
         v, spikes = mt_step(self.v, current, self._thresholds, v_limit=self._v_limit)
@@ -122,7 +123,7 @@ class PySynapseModelFixed(PyLoihiProcessModel):
         self._zeros = np.zeros(self._out_shape, np.int64)
         # Currents in flight: sent 1 + delay steps after the input that produced them arrived.
         self._queue = collections.deque([self._zeros] * (1 + int(proc_params["delay"])))
-        self._weight = None
+        self._weight: np.ndarray | None = None
 
     def run_spk(self) -> None:
         self.a_out.send(self._queue.popleft())
@@ -130,13 +131,14 @@ class PySynapseModelFixed(PyLoihiProcessModel):
         if not s_in.any():
             self._queue.append(self._zeros)
             return
-        if self._weight is None:
-            self._weight = np.asarray(self.weight, dtype=np.int64)
+        weight = self._weight
+        if weight is None:
+            weight = self._weight = np.asarray(self.weight, dtype=np.int64)
         if self._graded:
             payload = s_in.astype(np.int64)
         else:   # (N_thr, N, C, H, W) binary -> q = sum_i r_i s_i
             payload = np.tensordot(self._ratios, s_in.astype(np.int64), axes=(0, 0))
-        current = synapse_current(self._op, torch.from_numpy(payload), self._weight, self._payload_max)
+        current = synapse_current(self._op, torch.from_numpy(payload), weight, self._payload_max)
         self._queue.append(current.numpy() << self._exp)
 
 
@@ -187,7 +189,7 @@ class PyRecorderModelFixed(PyLoihiProcessModel):
         self.out.send(np.concatenate([getattr(self, f"in{i}").recv().ravel() for i in range(self._inputs)]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def recorder_model(inputs: int) -> type:
     """The Recorder model class with ``inputs`` int64 InPorts (Lava reads port types off the class)."""
     ports = {f"in{i}": LavaPyType(PyInPort.VEC_DENSE, np.int64) for i in range(inputs)}

@@ -20,7 +20,7 @@ from lava.magma.core.process.variable import Var
 from toolchain.ir.limits import V_LIMIT
 from toolchain.simulators.kernels import SynapseOp
 
-Shape = ty.Tuple[int, ...]
+Shape = tuple[int, ...]
 
 
 class MTNeuron(AbstractProcess):
