@@ -1,13 +1,13 @@
 """The deployment side: energy (paper Table 5, and the Loihi 2 profile), quantized vs float PSNR, and
 the PyTorch SNN's speed against the ANN's.
 
-* ``energy``: the fine-tuned gray SNN exported in memory (``toolchain.export.export_network``,
+* ``energy``: the fine-tuned gray SNN exported in memory (``toolchain.lowering.lower.export_network``,
   Loihi fixed point), run on a 64x64 noisy crop by the reference simulator with every spike recorded,
-  and costed by ``toolchain.deploy.profile_report``: the paper's method (eq. 13: raw spikes x 0.9 pJ
+  and costed by ``toolchain.verbs.hardware_report.profile_report``: the paper's method (eq. 13: raw spikes x 0.9 pJ
   + input-layer MACs x 4.6 pJ vs ANN MACs x 4.6 pJ), its synaptic-op variant, and the Loihi 2 profile.
   The float PyTorch SNN's own spike count gives the paper's figure a second time, independently.
-* ``quantized``: ``toolchain.fidelity.quantization_psnr`` (float SNN vs exported integer network).
-* ``speed``: PyTorch SNN inference time vs T x the ANN's forward time (``toolchain.speed``, interleaved in
+* ``quantized``: ``toolchain.verbs.fidelity.quantization_psnr`` (float SNN vs exported integer network).
+* ``speed``: PyTorch SNN inference time vs T x the ANN's forward time (``experiments.speed``, interleaved in
   one run): T = 10 and 20 with the fused MT kernel, T = 10 op by op (``mt_step``), and on every core.
 """
 from __future__ import annotations

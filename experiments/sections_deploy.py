@@ -38,7 +38,7 @@ def energy(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines
             f"The SNN fine-tuned at T={r['steps']} (gray, connection-wise MT), exported to Loihi fixed point for a "
             f"{r['side']}x{r['side']} input, on the central {r['side']}x{r['side']} of {r['image']} with noise sigma "
             f"{r['sigma']:g} (noisy input {f2(r['psnr']['noisy'])} dB); spikes recorded by the integer reference "
-            "simulator and costed by `toolchain.deploy.profile_report` (Loihi 2 profile; the paper's method with "
+            "simulator and costed by `toolchain.verbs.hardware_report.profile_report` (Loihi 2 profile; the paper's method with "
             "the Horowitz 45 nm figures). The PyTorch row recounts the paper's figure from the float SNN's spikes.", "",
             *_energy_table(r), "",
             f"The SNN emits {sci(r['paper_method']['snn_spikes'])} spikes in T={r['steps']} steps, but each reaches "
@@ -63,7 +63,7 @@ def quantized(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Li
         rows.append([task, q["steps"], f2(m["float"]), f2(m["float_leveled_input"]), f2(m["quantized"]),
                      f"{q['loss_db']:+.3f}", f"{q['loss_input_db']:+.3f}", f"{q['loss_network_db']:+.3f}"])
     return ["## Quantized (exported, reference simulator) vs float SNN", "", *_cmd(rec),
-            f"`toolchain.fidelity.quantization_psnr` on the fine-tuned SNNs, sigma {r['sigma']:g}, central "
+            f"`toolchain.verbs.fidelity.quantization_psnr` on the fine-tuned SNNs, sigma {r['sigma']:g}, central "
             f"{r['crop']}x{r['crop']} crops: the float SNN, the float SNN fed the integer input levels, and the exported "
             "integer network on the reference simulator.", "",
             *_table(["task", "T", "float", "float, integer input", "quantized", "loss (dB)", "of which input",
@@ -185,10 +185,10 @@ def speed(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines:
             f"{r['torch_threads']} thread): convolutions {100 * r['profile']['convolution_share']:.0f} %, the MT "
             f"kernel {100 * r['profile'].get('mt_kernel_share', 0.0):.0f} %; top ops: {top}. "
             "`mt_step_fused` is the MT neuron: one cache-blocked numba kernel per layer and step "
-            "(`toolchain/mt_kernel.py`, bit-identical to `mt_step` + `mt_output`, checked by "
-            "`tests/test_snn_speedups.py`) instead of ~5 tensor passes per threshold; a simulation also evaluates "
+            "(`toolchain/neuron/fused.py`, bit-identical to `mt_step` + `mt_output`, checked by "
+            "`tests/neuron/test_fused_kernel.py`) instead of ~5 tensor passes per threshold; a simulation also evaluates "
             "the first convolution once and lets each neuron layer rewrite one output tensor "
-            "(`SpikingUNet.simulation_shortcuts`). The kernel runs on one thread, so with more torch threads only "
+            "(`SpikingNetwork.run`). The kernel runs on one thread, so with more torch threads only "
             "the convolutions get faster and the ratio grows.", "",
             *_table(["export input", "trace + quantize", "+ write .net", "file size"], ex), ""]
 

@@ -1,8 +1,9 @@
 """Write quantized Spiking-UNet networks to netx-style HDF5 ``.net`` files and read them back.
 
-The layout follows Lava-DL netx's ``layer/<i>`` protocol (shapes stored (C, H, W), read reversed by netx, torch weight layouts,
-a CUBA-compatible ``neuron`` group) with the extensions a U-Net needs: general DAG wiring
-(``inputs``), per-part weight exponents, MT thresholds, depths and concat delays. See
+The layout follows Lava-DL netx's ``layer/<i>`` protocol (shapes stored (C, H, W), read reversed
+by netx, torch weight layouts, a CUBA-compatible ``neuron`` group) with the extensions a U-Net
+needs: general DAG wiring (``inputs``), per-part weight exponents, MT thresholds, depths and concat
+delays. See
 :mod:`netx_export.schema` for every key. :func:`read_netx` reads STOCK netx files (lava-dl's,
 strictly sequential, CUBA neurons) into a physical-time network (:mod:`netx_export.stock`);
 :func:`write_netx_compatible` writes a purely sequential network as a stock netx file (CUBA

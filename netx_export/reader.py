@@ -4,7 +4,8 @@ Every problem is reported as a one-line :class:`~toolchain.errors.NetFileError` 
 layer index (and name) and the key. The reader checks the encoding (missing keys, wrong dtypes,
 dataset shapes, keys that restate others, wiring that points forward, a format version newer than
 this toolchain's); what the network means (shapes that follow from the wiring, Loihi's ranges,
-depths and delays) is checked by the IR's one semantic pass, :func:`toolchain.ir.validate`. Any other exception raised while parsing a
+depths and delays) is checked by the IR's one semantic pass, :func:`toolchain.ir.validate`.
+Any other exception raised while parsing a
 corrupted file (h5py, numpy, json) is converted to NetFileError with the location reached.
 """
 from __future__ import annotations
@@ -129,7 +130,8 @@ def _parse_synaptic(g: FieldGroup, common: dict[str, Any], inputs: list[int], ct
     if output_padding >= stride:
         g.fail("outputPadding", f"{output_padding} must be smaller than the stride {stride}")
     if kind == "pool" and (stride != kernel or padding != 0):
-        g.fail("stride", f"a pool layer needs stride = kernel and no padding (got stride {stride}, kernel {kernel}, padding {padding})")
+        g.fail("stride", "a pool layer needs stride = kernel and no padding "
+                         f"(got stride {stride}, kernel {kernel}, padding {padding})")
     weight_shape = {"conv": (c_out, c_in, kernel, kernel), "convT": (c_in, c_out, kernel, kernel), "pool": (1,)}
     weight = g.ints("weight", shape=weight_shape[kind])
     weight_exp = g.ints("weightExp", shape=(parts,))
@@ -234,7 +236,8 @@ def parse_file(f: h5py.File) -> QuantizedNetwork:
 
 
 def read_network(path: str | os.PathLike[str]) -> QuantizedNetwork:
-    """Read a ``.net`` file into a quantized :class:`~toolchain.ir.QuantizedNetwork`; every problem is a one-line NetFileError."""
+    """Read a ``.net`` file into a quantized :class:`~toolchain.ir.QuantizedNetwork`; every problem is a
+    one-line NetFileError."""
     path = Path(path)
     if not path.exists():
         raise NetFileError(f"{path}: no such file")

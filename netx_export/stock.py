@@ -15,7 +15,7 @@ default (iDecay 0, vDecay 4096, vThMant 1 << 17). File shapes are (C, H, W) (net
 into (x, y, z)); conv weights are torch's (out, in, kH, kW) layout; ``stride`` / ``padding`` are
 (H, W) pairs. Weights and biases are kept as the file's integers: the quirks Lava applies to them
 (Conv ignores any exponent, Dense re-scales and truncates via ``optimize_weight_bits``) are the
-simulator's business (:mod:`toolchain.refsim_physical`). The input layer's ``weight`` / ``bias``
+simulator's business (:mod:`toolchain.simulators.physical`). The input layer's ``weight`` / ``bias``
 (a host-side transform netx stores but never applies) are recorded in the layer's source; its
 neurons are driven by a per-neuron bias mantissa (the image) given at run time.
 """

@@ -1,4 +1,4 @@
-"""Write a quantized :class:`~toolchain.graph.Network` to a netx-style HDF5 ``.net`` file.
+"""Write a quantized :class:`~toolchain.ir.QuantizedNetwork` to a netx-style HDF5 ``.net`` file.
 
 The file is written atomically (a temporary file beside the target, renamed when complete) and
 byte-stable: the same network always gives the same bytes, so write -> read -> write reproduces
@@ -99,7 +99,8 @@ def layer_entries(network: QuantizedNetwork, layer: Layer) -> list[Entry]:
     """Every (key, value) of one layer's group, in the order written (see :mod:`netx_export.schema`)."""
     index = {other.name: i for i, other in enumerate(network.layers)}
     c, h, w = layer.shape
-    unit = layer.synapses.unit if isinstance(layer, SynapticLayer) and isinstance(layer.synapses, FixedSynapses) else 0.0
+    unit = (layer.synapses.unit if isinstance(layer, SynapticLayer) and isinstance(layer.synapses, FixedSynapses)
+            else 0.0)
     entries: list[Entry] = [("type", layer.kind), ("name", layer.name), ("shape", (c, h, w)),
                             ("inputs", [index[s] for s in layer.inputs]), ("depth", layer.depth),
                             ("unit", float(unit))]

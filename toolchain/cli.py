@@ -31,7 +31,8 @@ def _thresholds(text: str) -> tuple[float, ...]:
             return default_thresholds(int(text))
         return validate_thresholds(float(v) for v in text.split(","))
     except (ValueError, ConfigError):
-        raise argparse.ArgumentTypeError(f"thresholds must be a count (4) or a list (2,1,0.5,0.25), got {text!r}") from None
+        raise argparse.ArgumentTypeError("thresholds must be a count (4) or a list (2,1,0.5,0.25), "
+                                         f"got {text!r}") from None
 
 
 def _percentile(text: str) -> float | None:
@@ -90,7 +91,8 @@ def cmd_train(a: argparse.Namespace) -> Any:
 def cmd_convert(a: argparse.Namespace) -> Any:
     from toolchain.frontend.conversion import ConversionSettings
     from toolchain.verbs.train import ConvertSettings, convert_checkpoint
-    report = convert_checkpoint(ConvertSettings(a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds),
+    report = convert_checkpoint(ConvertSettings(a.checkpoint, a.out,
+                                                ConversionSettings(a.norm, a.percentile, a.thresholds),
                                                 a.calibration, a.patch, a.seed))
     print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
     return report
@@ -216,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
     p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
-    p.add_argument("--data", metavar="DIR", help="evaluate on this dataset folder instead of the checkpoint's test split")
+    p.add_argument("--data", metavar="DIR",
+                   help="evaluate on this dataset folder instead of the checkpoint's test split")
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)

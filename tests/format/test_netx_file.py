@@ -258,4 +258,5 @@ def test_layer_table(networks):
 
 
 def test_package_exports():
-    assert set(netx_export.__all__) == {"FORMAT_VERSION", "read_network", "write_network", "write_netx_compatible"}
+    assert set(netx_export.__all__) == {"FORMAT_VERSION", "read_netx", "read_network", "write_network",
+                                        "write_netx_compatible"}

@@ -1,4 +1,4 @@
-"""Checkpoints: round trips through toolchain.models, and every bad input refused as CheckpointError
+"""Checkpoints: round trips through toolchain.frontend.checkpoint, and every bad input refused as CheckpointError
 naming the file; atomic writing."""
 from __future__ import annotations
 

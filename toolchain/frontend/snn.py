@@ -157,8 +157,8 @@ class SpikingNetwork(nn.Module):
                 if not isinstance(layer.neuron, Accumulator):
                     self.cells[str(i)] = cells(layer)
         # The graph without its weights (they live in .core; to_network() puts the current ones back).
-        self.network = network.with_layers([replace(lay, synapses=_NO_WEIGHTS) if isinstance(lay, SynapticLayer) else lay
-                                            for lay in network.layers])
+        self.network = network.with_layers([replace(lay, synapses=_NO_WEIGHTS) if isinstance(lay, SynapticLayer)
+                                            else lay for lay in network.layers])
 
     def cell(self, index: int) -> Cell:
         """The cell of the neuron layer at ``index`` in the network."""
@@ -288,7 +288,8 @@ class SpikingNetwork(nn.Module):
         return self._forward(padded, states, RunOptions(), flow=True)[..., :h, :w]
 
 
-def spiking_unet(config: UNetConfig, thresholds: Sequence[float], network: FloatNetwork | None = None) -> SpikingNetwork:
+def spiking_unet(config: UNetConfig, thresholds: Sequence[float],
+                 network: FloatNetwork | None = None) -> SpikingNetwork:
     """This toolchain's U-Net as an SNN: ``network`` (a traced, normalized graph) or, by default, the
     architecture's structure with zero weights (load a checkpoint's state into ``.core``)."""
     from .trace import trace_network

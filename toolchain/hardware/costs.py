@@ -110,7 +110,8 @@ def layer_costs(network: QuantizedNetwork, activity: Activity, lowering: Lowerin
     _check_lowering(lowering)
     if not isinstance(network, QuantizedNetwork):
         raise ConfigError("costs are computed for a quantized network (export first)")
-    geos = geometries if geometries is not None else {lay.name: Geometry(network, lay) for lay in network.synaptic_layers}
+    geos = (geometries if geometries is not None
+            else {lay.name: Geometry(network, lay) for lay in network.synaptic_layers})
     batch, steps = max(activity.batch, 1), activity.steps
     rows = []
     for layer in network.synaptic_layers:
@@ -135,7 +136,8 @@ def layer_costs(network: QuantizedNetwork, activity: Activity, lowering: Lowerin
             row["connections"] = sum(geo.synapses(p) for p in geo.parts)
             row["synapses"] = sum(emitters_per_neuron(p.source, lowering) * geo.synapses(p) for p in geo.parts)
             row["synops"] = sum(geo.synops(activity.emitted(p.source, lowering)) for p in geo.parts) / batch
-            row["synops_spikes"] = sum(geo.synops(activity.emitted(p.source, "compartments")) for p in geo.parts) / batch
+            row["synops_spikes"] = sum(geo.synops(activity.emitted(p.source, "compartments"))
+                                       for p in geo.parts) / batch
         if mt:
             per_thr = [v / batch for v in activity.totals[layer.name]]
             row["spikes_per_threshold"] = per_thr

@@ -61,7 +61,8 @@ def paper_energy(totals: dict[str, Any], reference: Profile) -> dict[str, Any]:
 def op_energies(profile: Profile) -> dict[str, float]:
     """Per-operation energies in joules, with ``energy.scale`` applied (host MACs are not scaled)."""
     s = profile.value("energy.scale") * PJ
-    route = profile.value("energy.spike_in_tile") + profile.value("routing.mean_hops") * profile.value("energy.tile_hop")
+    route = (profile.value("energy.spike_in_tile")
+             + profile.value("routing.mean_hops") * profile.value("energy.tile_hop"))
     return {"synop": profile.value("energy.synop") * s,
             "graded_synop": profile.value("energy.synop") * profile.value("energy.graded_synop_scale") * s,
             "update_active": profile.value("energy.neuron_update_active") * s,
@@ -87,7 +88,8 @@ def profile_energy(rows: Sequence[dict[str, Any]], packets: dict[str, float], pr
         }
         for k, v in parts.items():
             breakdown[k] += v
-        per_layer.append({"layer": row["layer"], "energy_j": sum(parts.values()), **{f"{k}_j": v for k, v in parts.items()}})
+        per_layer.append({"layer": row["layer"], "energy_j": sum(parts.values()),
+                          **{f"{k}_j": v for k, v in parts.items()}})
     breakdown["static"] = e["static_w_per_chip"] * chips * latency_s
     total = sum(breakdown.values())
     return {"label": f"profile {profile.name}: synops x E_synop + updates x E_update + packets x E_route "

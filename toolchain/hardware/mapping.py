@@ -137,9 +137,9 @@ class Mapping:
                 row[f"{r}_util_max"] = float(u.max())
                 row[f"{r}_util_mean"] = float(u.mean())
             layers.append(row)
-        out: dict[str, Any] = {"lowering": self.lowering, "cores": self.cores, "chips": self.chips, "max_chips": self.max_chips,
-               "cores_per_chip": self.cores_per_chip, "limits": dict(self.limits), "layers": layers,
-               "notes": list(self.notes)}
+        out: dict[str, Any] = {"lowering": self.lowering, "cores": self.cores, "chips": self.chips,
+               "max_chips": self.max_chips, "cores_per_chip": self.cores_per_chip, "limits": dict(self.limits),
+               "layers": layers, "notes": list(self.notes)}
         if per_core:
             out["per_core"] = {r: [round(float(x), 6) for x in self.utilization(r)] for r in RESOURCES}
             out["per_core_layer"] = [m.layer for m in self.layers for _ in range(m.cores)]
@@ -196,7 +196,8 @@ class _LayerModel:
             self._axis_cache[key] = (sizes, taps, reads, *reach)
         return self._axis_cache[key]
 
-    def _terms(self, sc: np.ndarray, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    def _terms(self, sc: np.ndarray, rows: tuple[np.ndarray, ...],
+               cols: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
         """Per-core figures on the grid spanned by channel sizes ``sc`` and the two axes' band arrays."""
         s = sc[:, None, None]
         rs, rt, rr = (a[None, :, None] for a in rows[:3])
@@ -266,8 +267,8 @@ def _global_checks(network: QuantizedNetwork, profile: Profile, lowering: Loweri
     reasons = []
     weight_bits = int(network.meta.weight_bits or 8)
     if weight_bits > profile.value("core.weight_bits"):
-        reasons.append(f"weights have {weight_bits} bits but {profile.name} allows {profile.value('core.weight_bits')}; "
-                       f"export with fewer weight bits")
+        reasons.append(f"weights have {weight_bits} bits but {profile.name} allows "
+                       f"{profile.value('core.weight_bits')}; export with fewer weight bits")
     max_delay = profile.value("core.max_synaptic_delay")
     for layer in network:
         for src, delay in zip(layer.inputs, layer.delays if isinstance(layer, Concat) else ()):
@@ -313,8 +314,9 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
             single = model.bound(1, 1, 1)
             for r in model.over(single, limits):
                 what = "core (1 neuron)" if r != "fan_in" else "neuron"
-                layer_reasons.insert(0, f"layer {layer.name}: a single {what} needs {r.replace('_', '-')} {single[r]:.0f} > "
-                               f"{profile.name}'s per-core limit {limits[r]} (core.{'memory' if r == 'memory' else r}); "
+                layer_reasons.insert(0, f"layer {layer.name}: a single {what} needs {r.replace('_', '-')} "
+                               f"{single[r]:.0f} > {profile.name}'s per-core limit {limits[r]} "
+                               f"(core.{'memory' if r == 'memory' else r}); "
                                f"{FIXES[r]}")
             continue
         chosen[layer.name] = model.exact(*tile)
@@ -323,14 +325,16 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
     reasons += layer_reasons
     cores_per_chip = int(profile.value("chip.cores_per_chip"))
     cap = int(max_chips if max_chips is not None else profile.value("chip.max_chips"))
-    mapping = Mapping(profile.name, lowering, [chosen[lay.name] for lay in network.synaptic_layers if lay.name in chosen],
+    mapping = Mapping(profile.name, lowering,
+                      [chosen[lay.name] for lay in network.synaptic_layers if lay.name in chosen],
                       limits, cores_per_chip, cap, notes)
     if mapping.chips > cap and not reasons:
         biggest = sorted(mapping.layers, key=lambda m: -m.cores)[:3]
         names = ", ".join(f"{m.layer} ({m.cores} cores)" for m in biggest)
         reasons.append(f"the network needs {mapping.cores} cores = {mapping.chips} chips of {cores_per_chip} cores, "
                        f"more than max_chips {cap} (largest layers: {names}); use more chips "
-                       f"(profile override chip.max_chips=N), a smaller input, fewer channels (`width`) or the graded lowering")
+                       f"(profile override chip.max_chips=N), a smaller input, fewer channels (`width`) "
+                       f"or the graded lowering")
     return (None if reasons else mapping), reasons
 
 

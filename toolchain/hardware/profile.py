@@ -168,7 +168,8 @@ def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str)
             continue
         head, _, last = key.rpartition(".")
         if head in flat and last in ("value", "status", "source"):
-            (value_sets if last == "value" else field_sets).append((head, last, text if last != "value" else _parse_value(text)))
+            (value_sets if last == "value" else field_sets).append(
+                (head, last, text if last != "value" else _parse_value(text)))
             continue
         close = difflib.get_close_matches(key, list(flat), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(sorted(flat))}"

@@ -53,8 +53,8 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering, geos: dict[str, Geometry],
-              max_chips: int | None) -> dict[str, Any]:
+def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering,
+              geos: dict[str, Geometry], max_chips: int | None) -> dict[str, Any]:
     rows = layer_costs(network, activity, lowering, geos)
     result: dict[str, Any] = {"lowering": lowering, "rows": rows, "totals": totals(rows), "fits": None,
                               "reasons": [], "mapping": None, "timing": None, "energy": None}
@@ -94,7 +94,8 @@ def _lowering_summary(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def profile_network(network: QuantizedNetwork, result: SimulationResult | None, profile: Profile,
-                    steps: int | None = None, *, activity: Activity | None = None, lowering: Lowering | None = None, max_chips: int | None = None,
+                    steps: int | None = None, *, activity: Activity | None = None,
+                    lowering: Lowering | None = None, max_chips: int | None = None,
                     reference: Profile | None = None, strict: bool = True) -> dict[str, Any]:
     """Everything about one network run on one hardware profile, as a JSON-compatible dict.
 
@@ -172,7 +173,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def to_markdown(report: dict[str, Any]) -> str:
     p, t, e = report["profile"], report["totals"], report["energy"]
     out = [f"# Hardware report: {p['name']} ({report['lowering']} lowering)", "",
-           f"Profile file `{p['file']}`" + (f", overrides: `{' '.join(p['overrides'])}`" if p["overrides"] else "") + ".",
+           f"Profile file `{p['file']}`"
+           + (f", overrides: `{' '.join(p['overrides'])}`" if p["overrides"] else "") + ".",
            f"T = {report['activity']['steps']} steps, batch {report['activity']['batch']}, activity: "
            f"{report['activity']['note']}. Counts are per inference.", "", "## Energy per inference", ""]
     rows = [[e["paper"]["label"], e["paper"]["flops"], e["paper"]["energy_j"], e["ratios"]["ann_over_paper"]],
@@ -182,14 +184,19 @@ def to_markdown(report: dict[str, Any]) -> str:
         rows.append([e["profile"]["label"], None, e["profile"]["energy_j"], e["ratios"].get("ann_over_profile")])
     rows.append([e["ann"]["label"], e["ann"]["macs"], e["ann"]["energy_j"], 1.0])
     out += _table(["method", "ops", "energy (J)", "ANN / method"], rows)
-    out += ["", f"Paper's reference-code variant (pooling neurons left out): {_fmt(e['paper']['energy_excluding_pool_j'])} J. "
+    out += ["", "Paper's reference-code variant (pooling neurons left out): "
+            f"{_fmt(e['paper']['energy_excluding_pool_j'])} J. "
             f"ANN with int8 MACs ({_fmt(e['ann']['energy_int8_j'])} J) for comparison.", ""]
     if e.get("profile"):
-        out += ["Profile-method breakdown (J): " + ", ".join(f"{k} {_fmt(v)}" for k, v in e["profile"]["breakdown_j"].items()), ""]
+        out += ["Profile-method breakdown (J): "
+                + ", ".join(f"{k} {_fmt(v)}" for k, v in e["profile"]["breakdown_j"].items()), ""]
     out += ["## Per layer", ""]
-    out += _table(["layer", "type", "shape", "neurons", "compartments", "cores", "synapses", "spikes", "synops", "energy (J)"],
-                  [[r["layer"], r["type"], "x".join(map(str, r["shape"])), r["neurons"], r["compartments"], r.get("cores"),
-                    r["synapses"], r["spikes"], r["synops"], r.get("energy_j")] for r in report["layers"]])
+    columns = ["layer", "type", "shape", "neurons", "compartments", "cores", "synapses", "spikes", "synops",
+               "energy (J)"]
+    out += _table(columns,
+                  [[r["layer"], r["type"], "x".join(map(str, r["shape"])), r["neurons"], r["compartments"],
+                    r.get("cores"), r["synapses"], r["spikes"], r["synops"], r.get("energy_j")]
+                   for r in report["layers"]])
     out += ["", "## Totals", ""]
     out += _table(["quantity", "value"], [[k, v] for k, v in t.items()])
     out += ["", "## MT lowerings compared", ""]
@@ -213,7 +220,8 @@ def to_markdown(report: dict[str, Any]) -> str:
                 f"latency {tm['latency_steps']} steps = {_fmt(tm['latency_s'])} s. {tm['note']}."]
     out += ["", "## Assumptions", ""]
     out += [f"- {a}" for a in report["assumptions"]["model"]]
-    out += [f"- `{k}` = {q['value']} {q['unit']} (assumed): {q['source']}" for k, q in report["assumptions"]["profile"].items()]
+    out += [f"- `{k}` = {q['value']} {q['unit']} (assumed): {q['source']}"
+            for k, q in report["assumptions"]["profile"].items()]
     out += ["", "## Plots", ""] + [f"![{name}]({name})" for name in PLOTS]
     return "\n".join(out) + "\n"
 

@@ -40,7 +40,8 @@ def _block_sum(values: np.ndarray, groups: tuple[list, list, list]) -> np.ndarra
     return out
 
 
-def core_loads(network: QuantizedNetwork, mapping: Mapping, activity: Activity, geometries: dict[str, Geometry]) -> CoreLoads:
+def core_loads(network: QuantizedNetwork, mapping: Mapping, activity: Activity,
+               geometries: dict[str, Geometry]) -> CoreLoads:
     """Exact synaptic events and packets per core (per inference = batch totals / batch)."""
     lowering = mapping.lowering
     batch = max(activity.batch, 1)
@@ -75,7 +76,8 @@ def core_loads(network: QuantizedNetwork, mapping: Mapping, activity: Activity, 
     return CoreLoads(events, packets, {m.layer: m.compartments for m in mapping.layers})
 
 
-def step_time(network: QuantizedNetwork, mapping: Mapping, loads: CoreLoads, steps: int, profile: Any) -> dict[str, Any]:
+def step_time(network: QuantizedNetwork, mapping: Mapping, loads: CoreLoads, steps: int,
+              profile: Any) -> dict[str, Any]:
     """Time per step from the most loaded core, and the latency of one inference."""
     t_syn, t_upd = profile.value("time.synop") * 1e-9, profile.value("time.neuron_update") * 1e-9
     t_spk, t_bar = profile.value("time.spike") * 1e-9, profile.value("time.barrier") * 1e-9

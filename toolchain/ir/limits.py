@@ -2,7 +2,8 @@
 
 Membrane and current state 24-bit signed; thresholds a 17-bit mantissa shifted left by 6; bias a
 13-bit signed mantissa times 2**e, e in 0..7; synaptic weights a signed mantissa of up to 8 bits
-times 2**e with one exponent per synapse group (see ``shared/notes/lava-and-loihi-facts.md``).
+times 2**e with one exponent per synapse group. Sources: Intel's Loihi 2 technology brief and the
+bit-accurate models of lava-nc 0.10.0 (``lava/proc/lif/models.py``, ``lava/proc/dense/models.py``).
 """
 from __future__ import annotations
 

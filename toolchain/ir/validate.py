@@ -122,7 +122,8 @@ class NetworkChecker:
                 self.fail(layer, "shape", f"part {part.name} is {part.shape[1]}x{part.shape[2]}, the concat "
                                           f"{layer.shape[1]}x{layer.shape[2]}")
         if sum(p.shape[0] for p in parts) != layer.shape[0]:
-            self.fail(layer, "shape", f"concat has {layer.shape[0]} channels, its parts {sum(p.shape[0] for p in parts)}")
+            self.fail(layer, "shape", f"concat has {layer.shape[0]} channels, "
+                                      f"its parts {sum(p.shape[0] for p in parts)}")
         if len(layer.delays) != len(parts):
             self.fail(layer, "delays", f"needs one delay per part ({len(parts)}), got {len(layer.delays)}")
         self.in_range(layer, "delays", list(layer.delays), 0, MAX_SYNAPTIC_DELAY - 1, "delay")

@@ -1,28 +1,13 @@
-"""Loihi fixed-point formats and the integer helpers every exact simulator shares.
-
-Ranges (see ``shared/notes/lava-and-loihi-facts.md``): membrane and current state 24-bit signed;
-thresholds a 17-bit mantissa shifted left by 6; bias a 13-bit signed mantissa times 2**e, e in 0..7;
-synaptic weights a signed 8-bit mantissa times 2**e with one exponent per synapse group.
-"""
+"""The integer helpers of Loihi fixed point that the quantizer and every exact simulator share:
+rounding, exponent shifts, the bias format, weight quantization and overflow bookkeeping (the
+formats' ranges themselves are :mod:`toolchain.ir.limits`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.limits import (  # noqa: F401
-    BIAS_EXP_MAX,
-    BIAS_MANT_BITS,
-    HOST_EXP_MIN,
-    IMAGE_LEVELS,
-    INPUT_LEVEL_MAX,
-    INPUT_LEVEL_MIN,
-    STATE_BITS,
-    THRESHOLD_MANT_BITS,
-    THRESHOLD_SHIFT,
-    V_LIMIT,
-    WEIGHT_EXP_MAX,
-)
+from ..ir.limits import BIAS_EXP_MAX, BIAS_MANT_BITS, WEIGHT_EXP_MAX
 
 
 @dataclass

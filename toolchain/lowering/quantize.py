@@ -71,7 +71,8 @@ class QuantSettings:
         if not 2 <= self.weight_bits <= 8:
             raise ExportError(f"weight bits must be in 2..8 (Loihi 2 mantissas), got {self.weight_bits}")
         if self.theta_unit % (1 << THRESHOLD_SHIFT) or self.theta_unit <= 0:
-            raise ExportError(f"theta unit must be a positive multiple of {1 << THRESHOLD_SHIFT}, got {self.theta_unit}")
+            raise ExportError(f"theta unit must be a positive multiple of {1 << THRESHOLD_SHIFT}, "
+                              f"got {self.theta_unit}")
 
 
 @dataclass
@@ -211,7 +212,8 @@ def quantize(network: FloatNetwork, meta: NetworkMeta, settings: QuantSettings,
             reports.append(report)
         layers.append(layer)
     meta = meta.replace(steps=settings.steps, theta_unit=settings.theta_unit, weight_bits=settings.weight_bits,
-                        v_limit=V_LIMIT, input_levels=IMAGE_LEVELS, input_level_range=(INPUT_LEVEL_MIN, INPUT_LEVEL_MAX))
+                        v_limit=V_LIMIT, input_levels=IMAGE_LEVELS,
+                        input_level_range=(INPUT_LEVEL_MIN, INPUT_LEVEL_MAX))
     return validate(QuantizedNetwork(tuple(layers), meta)), reports
 
 

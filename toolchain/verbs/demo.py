@@ -185,9 +185,10 @@ def describe(report: dict[str, Any]) -> str:
               f"({m['finetuned_psnr']:.2f} dB on the central {m['crop']} px)")
     d = report["deploy"]
     q = d["quantization"]["mean"]
-    lines.append(f"\nExported network {d['net_file']} ({d['input_side']}x{d['input_side']} input, latency {d['latency_steps']} steps)")
-    lines.append(f"  quantized (integer reference simulator) PSNR {q['quantized']:.2f} dB vs float SNN {q['float']:.2f} dB "
-          f"({d['quantization']['loss_db']:+.3f} dB loss)")
+    lines.append(f"\nExported network {d['net_file']} ({d['input_side']}x{d['input_side']} input, "
+                 f"latency {d['latency_steps']} steps)")
+    lines.append(f"  quantized (integer reference simulator) PSNR {q['quantized']:.2f} dB "
+                 f"vs float SNN {q['float']:.2f} dB ({d['quantization']['loss_db']:+.3f} dB loss)")
     m = d["lava_matches_reference"]
     verdict = "IDENTICAL to" if m["identical"] else "DIFFERENT from"
     lines.append(f"  lava-cpu run: every spike of {len(m['layers'])} layers at every step and the output are {verdict} "

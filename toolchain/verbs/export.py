@@ -69,7 +69,8 @@ class ExportReport:
                     f"run it for T + {self.latency} steps")
         worst = max(self.quantization, key=lambda r: r["weight_rel_error"])
         return (format_table(self.layers) + f"\nlatency {self.latency} steps; T = {self.steps}; lowering "
-                f"{self.lowering}; largest weight quantization error {worst['weight_rel_error']:.2%} ({worst['layer']})")
+                f"{self.lowering}; largest weight quantization error {worst['weight_rel_error']:.2%} "
+                f"({worst['layer']})")
 
 
 def export_checkpoint(settings: ExportSettings) -> ExportReport:

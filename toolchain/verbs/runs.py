@@ -170,5 +170,6 @@ def _continue_from(previous: tuple[Path, Checkpoint] | None, module: torch.nn.Mo
         torch.set_rng_state(state["rng"]["torch_global"])
     except (ValueError, TypeError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
         detail = " ".join(str(exc).split())[:100]
-        raise CheckpointError(f"{path}: its training state cannot be restored ({type(exc).__name__}: {detail})") from exc
+        raise CheckpointError(f"{path}: its training state cannot be restored "
+                              f"({type(exc).__name__}: {detail})") from exc
     return state["epoch"], state["history"]

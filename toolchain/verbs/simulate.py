@@ -199,7 +199,8 @@ def _pool_run(job: tuple[SimulatorBackend, QuantizedNetwork, int, Record],
 
 
 def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: list[Group], steps: int,
-                record: Record, workers: int) -> Generator[tuple[list[int], np.ndarray, SimulationResult, float], None, None]:
+                record: Record,
+                workers: int) -> Generator[tuple[list[int], np.ndarray, SimulationResult, float], None, None]:
     """(indices, stacked images, result, seconds) per group, in order; in a fork pool if ``workers`` > 1."""
     if workers == 1 or len(groups) == 1:
         for indices, stacked in groups:

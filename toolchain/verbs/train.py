@@ -143,7 +143,8 @@ def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
     source = DataSource.from_meta(ckpt.meta, ckpt.config)
     calibration = calibration_batch(source, settings.calibration, settings.patch, settings.seed)
     snn, spiking = convert(ann, calibration, settings.conversion)
-    save_checkpoint(settings.out, snn_checkpoint(snn, spiking, {**ckpt.meta, "converted_from": str(settings.checkpoint)}))
+    save_checkpoint(settings.out,
+                    snn_checkpoint(snn, spiking, {**ckpt.meta, "converted_from": str(settings.checkpoint)}))
     c = settings.conversion
     return ConvertReport(c.normalization, c.percentile, list(c.thresholds), spiking["lambdas"])
 

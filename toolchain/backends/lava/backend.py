@@ -27,7 +27,8 @@ class LavaBackend:
             return run_lava(network, inputs, steps, record, timeout_s=self.options.timeout_s)
         if isinstance(network, StockNetwork):
             if network.meta.path is None:
-                raise ConfigError("lava-cpu runs a stock netx network from its file: read it with netx_export.read_netx")
+                raise ConfigError("lava-cpu runs a stock netx network from its file: "
+                                  "read it with netx_export.read_netx")
             inputs = np.asarray(inputs)
             if inputs.ndim != 4 or inputs.shape[0] != 1:
                 raise ConfigError(f"lava-cpu runs one stock netx input at a time, got inputs of shape {inputs.shape}")

@@ -1,6 +1,6 @@
 """Build a quantized Network as a graph of Lava processes and run it on Loihi2SimCfg(select_tag='fixed_pt').
 
-This module runs inside the backend's worker process (see :mod:`toolchain.lava_backend.runner`);
+This module runs inside the backend's worker process (see :mod:`toolchain.backends.lava.runner`);
 Lava is imported only inside its functions.
 
 Physical time (Lava's ``time_step`` starts at 1)::
@@ -14,15 +14,14 @@ concat part i adds ``delays[i]`` more. A run of T logical steps takes latency + 
 after it the layer stops (what it would compute then feeds only steps beyond the other layers'
 windows); a synapse skips its convolution when its input is all zeros.
 
-Reading results. ``Var.get()`` sends one element per message (about 16 us each), so bulk data
-leaves through one :class:`~.procs.process.Recorder` process: every step it concatenates what its
-InPorts received (each recorded layer's spikes packed as sum_i s_i << i, one (N, C, H, W) map, and
-the accumulator register) into one int64 message on an external pipe, the mechanism of Lava's
-``Extractor``. The run is stepped non-blocking while the host drains the pipe step by step (a small
-buffer, no deadlock on a full channel). One Recorder instead of one Extractor per layer saves 14
-worker processes on a depth-2 U-Net (46 -> 33 with recording; about 30 % of the start-up and of
-the per-step overhead) and float64 conversions. Only the small per-layer counters (spike counts,
-saturations) are read with ``Var.get()`` at the end (about 20 ms for a depth-2 U-Net).
+Reading results. ``Var.get()`` sends one element per message, so bulk data leaves through one
+:class:`~.procs.process.Recorder` process: every step it concatenates what its InPorts received
+(each recorded layer's spikes packed as sum_i s_i << i, one (N, C, H, W) map, and the accumulator
+register) into one int64 message on an external pipe, the mechanism of Lava's ``Extractor``. The
+run is stepped non-blocking while the host drains the pipe step by step (a small buffer, no
+deadlock on a full channel). One Recorder instead of one Extractor per layer means one worker
+process instead of one per recorded layer, and no float64 conversions. Only the small per-layer
+counters (spike counts, saturations) are read with ``Var.get()`` at the end.
 """
 from __future__ import annotations
 
@@ -132,7 +131,7 @@ def run_config(processes: Sequence[Any] = (), models: Mapping[str, ModelOverride
     """``Loihi2SimCfg(select_tag='fixed_pt')`` with each given process mapped to its model.
 
     Lava's compiler otherwise searches the models of every process instance anew, re-executing every
-    module in the process class's directory each time (about 40 ms per process); mapping the instances
+    module in the process class's directory each time; mapping the instances
     (``exception_proc_model_map`` accepts them) skips that.
 
     ``models`` overrides the model of every process of a class, by class name: ``models["Synapse"](default)``

@@ -34,7 +34,7 @@ def _per_image(flags: np.ndarray) -> np.ndarray:
 @requires(CPU)
 @tag("fixed_pt")
 class PyMTNeuronModelFixed(PyLoihiProcessModel):
-    """MT neuron population; see :class:`~toolchain.lava_backend.procs.process.MTNeuron`."""
+    """MT neuron population; see :class:`~toolchain.backends.lava.procs.process.MTNeuron`."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32)
@@ -99,7 +99,7 @@ class PyMTNeuronModelFixedInt8(PyMTNeuronModelFixed):
 @requires(CPU)
 @tag("fixed_pt")
 class PySynapseModelFixed(PyLoihiProcessModel):
-    """Conv / convT / sum-pool synapse with an extra delay; see :class:`~toolchain.lava_backend.procs.process.Synapse`.
+    """Conv / convT / sum-pool synapse with an extra delay; see :class:`~toolchain.backends.lava.procs.process.Synapse`.
 
     The compartment lowering's current sum_i (r_i << e) * op(s_i) is computed as
     (op(sum_i r_i s_i)) << e: op is linear and every value is an exact integer (int64 results of
@@ -146,7 +146,7 @@ class PySynapseModelFixed(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyAccumulatorModelFixed(PyLoihiProcessModel):
-    """24-bit saturating output accumulator; see :class:`~toolchain.lava_backend.procs.process.Accumulator`."""
+    """24-bit saturating output accumulator; see :class:`~toolchain.backends.lava.procs.process.Accumulator`."""
 
     a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64)
     a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)
@@ -176,7 +176,7 @@ class PyAccumulatorModelFixed(PyLoihiProcessModel):
 @requires(CPU)
 @tag("fixed_pt")
 class PyRecorderModelFixed(PyLoihiProcessModel):
-    """Base model of :class:`~toolchain.lava_backend.procs.process.Recorder`; a Recorder with n inputs
+    """Base model of :class:`~toolchain.backends.lava.procs.process.Recorder`; a Recorder with n inputs
     runs :func:`recorder_model` (n), which declares the ports ``in0 .. in{n-1}``."""
 
     out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int64)

@@ -4,7 +4,7 @@ Every process carries a leading batch dimension N (the images of one run are sim
 side). Time: Lava's time steps start at 1; a process with ``start = s`` and ``window = T`` is
 active during Lava steps s .. s + T - 1 (logical steps 0 .. T-1 of the reference simulator) and
 inert (no bias, no spikes, input ignored) before and after. The backend sets s = depth + 1.
-Models: :mod:`toolchain.lava_backend.procs.models` (tag ``fixed_pt``).
+Models: :mod:`toolchain.backends.lava.procs.models` (tag ``fixed_pt``).
 
 Absolute imports only: Lava's compiler re-executes this file under a bare module name.
 """
