@@ -83,7 +83,7 @@ def cmd_train(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import TrainSettings, train
     source = DataSource(a.task, a.channels, a.data, a.layout).resolved()
     report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume), log=_say)
-    _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.seconds:.0f} s, "
+    _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.run.seconds:.0f} s, "
          f"final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
@@ -102,7 +102,7 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
     report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume),
                                  log=_say)
-    _say(f"fine-tuned at T={a.steps} in {report.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
+    _say(f"fine-tuned at T={a.steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..ir import Conv, Cuba, Dense, Flatten, Input, NeuronLayer, StockNetwork, StockSynapses
 from ..neuron.cuba import cuba_step
+from .kernels import SynapseOp, synapse_current
 
 CONV_CLAMP = 1 << 23          # Lava Conv (fixed_pt): signed_clamp(a, bits=24)
 
@@ -88,9 +88,10 @@ def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     return sign * w, bits
 
 
-def _conv(layer: Conv, spikes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    y = F.conv2d(spikes.to(torch.float64), weight, stride=layer.stride, padding=layer.padding)
-    return y.to(torch.int64).clamp(-CONV_CLAMP, CONV_CLAMP - 1)
+def _conv(layer: Conv, spikes: torch.Tensor, weight: np.ndarray) -> torch.Tensor:
+    """Lava Conv's current from binary spikes: the exact integer convolution, clamped to 24 bits."""
+    y = synapse_current(SynapseOp.of(layer), spikes, weight, payload_max=1)
+    return y.clamp(-CONV_CLAMP, CONV_CLAMP - 1)
 
 
 def simulate_cuba(network: StockNetwork, input_bias: np.ndarray, steps: int,
@@ -104,7 +105,7 @@ def simulate_cuba(network: StockNetwork, input_bias: np.ndarray, steps: int,
     forgets the bias-only transient before (what lava-dl's golden outputs assume).
 
     ``input_bias``: (C, H, W) or (N, C, H, W) integers (the image, as lava-dl's tests set
-    ``in_layer.neuron.bias_mant``). Exact integer arithmetic (convolutions in float64 on 0/1 spikes
+    ``in_layer.neuron.bias_mant``). Exact integer arithmetic (the convolutions of :mod:`.kernels` on 0/1 spikes
     with |W| <= 256: every partial sum is an exact integer).
     """
     if not isinstance(network, StockNetwork) or network.input.neuron is None:
@@ -132,7 +133,7 @@ def simulate_cuba(network: StockNetwork, input_bias: np.ndarray, steps: int,
             assert isinstance(stock, StockSynapses)
             mant = torch.from_numpy(np.asarray(stock.bias, np.int64)).view(1, -1, 1, 1)
             if isinstance(layer, Conv):
-                syn = (torch.from_numpy(np.asarray(stock.weight, np.float64)),)
+                syn = (np.asarray(stock.weight, np.int64),)
             elif isinstance(layer, Dense):
                 w, k = netx_dense_weights(stock.weight)
                 syn = (torch.from_numpy(w), k)

@@ -52,11 +52,21 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class RunStats:
+    """How a training run went: wall time, the epoch it resumed from, the processes it ran on."""
+
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+    processes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "resumed_from_epoch": self.resumed_from_epoch, "processes": self.processes}
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     history: list[float]
-    start_epoch: int
-    seconds: float
-    processes: int
+    stats: RunStats
 
 
 @dataclass
@@ -112,7 +122,7 @@ class TrainingRun:
                                    start_epoch=start_epoch, history=history, on_epoch=on_epoch, ctx=ctx,
                                    desc=self.desc, progress=self.progress)
             module.cpu()
-        return module, RunOutcome(history, start_epoch, time.perf_counter() - start, ctx.world_size)
+        return module, RunOutcome(history, RunStats(time.perf_counter() - start, start_epoch, ctx.world_size))
 
     def _resume_point(self) -> tuple[Path, Checkpoint] | None:
         """The checkpoint at ``out`` to continue from, checked against this run's settings (None: none yet)."""

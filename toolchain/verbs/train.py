@@ -6,7 +6,7 @@ Each takes a frozen settings object (validated when it is made) and returns a ty
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
 from ..frontend.unet import UNet, UNetConfig
-from .runs import Log, RunOutcome, Schedule, TrainingRun
+from .runs import Log, RunStats, Schedule, TrainingRun
 from .source import DataSource, calibration_batch
 
 Path_ = str | os.PathLike[str]
@@ -67,9 +67,7 @@ class TrainReport:
     patch: int
     lr: float
     final_loss: float
-    seconds: float = 0.0
-    resumed_from_epoch: int = 0
-    processes: int = 1
+    run: RunStats = RunStats()
 
     def record(self) -> dict[str, Any]:
         """What the checkpoint's ``meta["train"]`` records (no timings: checkpoints are byte-reproducible)."""
@@ -78,8 +76,7 @@ class TrainReport:
                 "final_loss": self.final_loss}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.record(), "seconds": self.seconds, "resumed_from_epoch": self.resumed_from_epoch,
-                "processes": self.processes}
+        return {**self.record(), **self.run.to_dict()}
 
 
 def train(settings: TrainSettings, progress: bool = True, log: Log | None = None) -> TrainReport:
@@ -90,12 +87,9 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
     """
     s, config, source = settings.schedule, settings.config, settings.source
 
-    def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> TrainReport:
-        report = TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
-                             s.lr, float(np.mean(losses[-20:])))
-        return report if outcome is None else replace(report, seconds=outcome.seconds,
-                                                      resumed_from_epoch=outcome.start_epoch,
-                                                      processes=outcome.processes)
+    def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> TrainReport:
+        return TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
+                           s.lr, float(np.mean(losses[-20:])), run)
 
     run = TrainingRun(
         kind="ann", out=settings.out, source=source, schedule=s, seed=settings.seed,
@@ -106,7 +100,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
                                                                    "train": report(epoch, losses).record()}),
         desc="train ANN", resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
-    return report(s.epochs, outcome.history, outcome)
+    return report(s.epochs, outcome.history, outcome.stats)
 
 
 @dataclass(frozen=True)
@@ -172,17 +166,14 @@ class FinetuneReport:
     batch: int
     lr: float
     final_loss: float
-    seconds: float = 0.0
-    resumed_from_epoch: int = 0
-    processes: int = 1
+    run: RunStats = RunStats()
 
     def record(self) -> dict[str, Any]:
         return {"verb": "finetune", "steps": self.steps, "epochs": self.epochs, "batches": self.batches,
                 "batch": self.batch, "lr": self.lr, "final_loss": self.final_loss}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.record(), "seconds": self.seconds, "resumed_from_epoch": self.resumed_from_epoch,
-                "processes": self.processes}
+        return {**self.record(), **self.run.to_dict()}
 
 
 def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: Log | None = None) -> FinetuneReport:
@@ -192,11 +183,9 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     source = DataSource.from_meta(ckpt.meta, ckpt.config)
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
-    def report(epoch: int, losses: list[float], outcome: RunOutcome | None = None) -> FinetuneReport:
-        report = FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr, float(np.mean(losses[-20:])))
-        return report if outcome is None else replace(report, seconds=outcome.seconds,
-                                                      resumed_from_epoch=outcome.start_epoch,
-                                                      processes=outcome.processes)
+    def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:
+        return FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr,
+                              float(np.mean(losses[-20:])), run)
 
     def checkpoint(module: torch.nn.Module, epoch: int, losses: list[float]) -> Checkpoint:
         assert isinstance(module, SpikingNetwork)
@@ -211,5 +200,5 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
         checkpoint=checkpoint, steps=steps, desc=f"fine-tune (spiking flow, T={steps})",
         resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
-    return report(s.epochs, outcome.history, outcome)
+    return report(s.epochs, outcome.history, outcome.stats)
 
