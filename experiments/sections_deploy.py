@@ -216,3 +216,25 @@ def not_done(results: dict[str, dict[str, Any]]) -> Lines:
             f"{s.get('dt_batches')} batches.",
             f"* The converted-only rows at T=1000 (T={s.get('very_long_t')} here) and the paper's 100-epoch "
             f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).", ""]
+
+
+def foreign_unet(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines:
+    r = rec["results"]
+    rows = []
+    for row in r["rows"]:
+        size = row["size"]
+        rows.append([f"{row['pool']}pool", f"{row.get('percentile', 99.9):g}", f2(row["ann_psnr"]), f2(row["rewritten_ann_psnr"]),
+                     f2(row["converted_psnr"]), f2(row["finetuned_psnr"]), ", ".join(row["rewrites"]),
+                     f"{size['pair_extra'] / max(1, size['neurons'] - size['pair_extra']):+.0%}"])
+    t = r["steps"]
+    return ["## Bring your own U-Net: milesial's U-Net through the toolchain", "", *_cmd(rec),
+            f"`{r['model']}` (BatchNorm, MaxPool or AvgPool, ConvTranspose k2 up, `F.pad`) trained as a denoiser on "
+            f"the gray training photos, converted with `toolchain.frontend.capture.from_model` (torch.export), "
+            f"fine-tuned with the spiking flow at T={t}. PSNR (dB) at sigma {r['sigma']:g} on "
+            f"{', '.join(r['test_images'])} (central {r['crop']}x{r['crop']}). *rewritten ANN*: the captured graph "
+            "run as a ReLU network, i.e. with MaxPool replaced by AvgPool (`--maxpool avg`): the rewrite's cost "
+            "before any spikes. *pair neurons*: the neurons the exact signed pairs add (`--linear pair`, for the "
+            f"ConvTranspose without activation before each concat), at {r['side']}x{r['side']}.", "",
+            *_table(["trained with", "percentile", "ANN", "rewritten ANN", f"SNN T={t}, converted", f"SNN T={t}, fine-tuned",
+                     "rewrites", "pair neurons"], rows), ""]
+

@@ -15,10 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from toolchain.vocab import LAYOUTS, LOWERINGS, NORMALIZATIONS, TARGETS, TASKS
+from toolchain.vocab import (
+    ALIGN_CORNERS_REWRITES,
+    LAYOUTS,
+    LINEAR_REWRITES,
+    LOWERINGS,
+    MAXPOOL_REWRITES,
+    NORMALIZATIONS,
+    TARGETS,
+    TASKS,
+)
 
 FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "strict": "--strict",
-         "batch": "--batch", "workers": "--workers"}
+         "batch": "--batch", "workers": "--workers", "maxpool": "--maxpool", "linear": "--linear",
+         "align_corners": "--align-corners", "task": "--task", "classes": "--classes", "patch": "--patch"}
 """Settings named in library messages (as `name`) and the flags that set them."""
 
 
@@ -89,11 +99,24 @@ def cmd_train(a: argparse.Namespace) -> Any:
 
 
 def cmd_convert(a: argparse.Namespace) -> Any:
+    from toolchain.frontend.capture import CaptureOptions
     from toolchain.frontend.conversion import ConversionSettings
-    from toolchain.verbs.train import ConvertSettings, convert_checkpoint
-    report = convert_checkpoint(ConvertSettings(a.checkpoint, a.out,
-                                                ConversionSettings(a.norm, a.percentile, a.thresholds),
-                                                a.calibration, a.patch, a.seed))
+    from toolchain.verbs.convert import ConvertSettings, convert_checkpoint
+    report = convert_checkpoint(ConvertSettings(
+        a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds), a.calibration, a.patch, a.seed,
+        a.data, a.layout, a.task, a.channels, a.classes, CaptureOptions(a.maxpool, a.linear, a.align_corners)))
+    capture = report.capture
+    if capture is not None:
+        kinds = sorted({r["kind"] for r in capture["rewrites"]})
+        fid = capture["fidelity"][0] if capture["fidelity"] else None
+        print(f"captured {capture['layers']} layers (inputs padded to multiples of {capture['multiple']}); "
+              f"rewrites: {', '.join(kinds) or 'none'}"
+              + (f"; lowered ANN vs program: max |error| {fid['max_abs_error']:.2e} "
+                 f"(output max {fid['output_abs_max']:.3g})" if fid else ""))
+        quality = capture.get("quality")
+        if quality:
+            print(f"ANN {quality['metric']} on {quality['images']} test crops: {quality['original']:.4g} (program) "
+                  f"-> {quality['converted_ann']:.4g} (after the inexact rewrites); fine-tune to recover it")
     print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
     return report
 
@@ -197,14 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     training_options(p, epochs=10, lr=1e-3, batch=16)
 
-    p = verb("convert", "convert an ANN checkpoint into a Spiking-UNet", cmd_convert)
-    p.add_argument("checkpoint", help="ANN checkpoint (.pt)")
+    p = verb("convert", "convert an ANN checkpoint, or any U-Net saved with torch.export (.pt2), into a "
+                        "Spiking-UNet", cmd_convert)
+    p.add_argument("checkpoint", help="ANN checkpoint (.pt) or torch.export.save file (.pt2)")
     p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
     p.add_argument("--percentile", type=_percentile, default=99.9, help="activation percentile or 'max' (99.9)")
     p.add_argument("--thresholds", type=_thresholds, default=(2.0, 1.0, 0.5, 0.25),
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
-    p.add_argument("--patch", type=int, default=48, help="calibration patch side (default 48)")
+    p.add_argument("--patch", type=int, help="calibration patch side (default 48; a .pt2's export size)")
+    p.add_argument("--data", metavar="DIR", help="calibration (and test) images from this dataset folder instead of "
+                                                 "the checkpoint's or the embedded photos")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+    p.add_argument("--task", choices=TASKS, help=".pt2: what the network does (a denoiser predicts the noise map)")
+    p.add_argument("--channels", type=int, help=".pt2: image channels (checked against the program)")
+    p.add_argument("--classes", type=int, help=".pt2 segmentation: classes (checked against the program)")
+    p.add_argument("--maxpool", choices=MAXPOOL_REWRITES, default="refuse",
+                   help="MaxPool2d has no exact spiking form: refuse, or replace it by AvgPool2d (changes the "
+                        "function; fine-tune afterwards)")
+    p.add_argument("--linear", choices=LINEAR_REWRITES, default="refuse",
+                   help="a layer without activation feeding a concat or a layer: refuse, or an exact signed pair "
+                        "of neuron populations (twice its neurons)")
+    p.add_argument("--align-corners", choices=ALIGN_CORNERS_REWRITES, default="refuse",
+                   help="bilinear upsampling with align_corners=True: refuse, or approximate it by the "
+                        "align_corners=False kernel (up to 1/4 pixel shift)")
     p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
 
     p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)

@@ -33,6 +33,11 @@ class ExportError(ToolchainError):
     """A network cannot be lowered, quantized or written (unknown module, overflow under --strict)."""
 
 
+class ConversionError(ToolchainError):
+    """A model holds an operation (or a use of one) with no spiking equivalent here; the message names
+    the module, its type, its graph node and what to change."""
+
+
 class HardwareLimitError(ToolchainError):
     """A network does not fit the limits of a hardware profile."""
 

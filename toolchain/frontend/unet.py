@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolchain.errors import CheckpointError, ConfigError
+from toolchain.tasks.spec import TaskSpec
 from toolchain.vocab import TASKS, Task
 
 ActivationFactory = Callable[[str], nn.Module]
@@ -50,6 +51,11 @@ class UNetConfig:
     def channels(self) -> list[int]:
         """Channels per level: width * 2**i for i = 0..depth (the last is the bottleneck)."""
         return [self.width * 2 ** i for i in range(self.depth + 1)]
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task and channel counts (what every verb needs of a network, whatever its architecture)."""
+        return TaskSpec(self.task, self.in_channels, self.out_channels)
 
     @property
     def multiple(self) -> int:

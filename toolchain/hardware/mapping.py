@@ -300,7 +300,8 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
               for lay in network.synaptic_layers}
     users = consumers(network)
     chosen: dict[str, LayerMapping] = {}
-    notes: list[str] = []
+    notes = [f"{name}: grouped convolution (groups {geo.groups}) mapped as a dense one (an upper bound on its "
+             f"fan-in and synaptic memory)" for name, geo in geos.items() if geo.groups > 1 and not geo.depthwise]
     layer_reasons: list[str] = []     # filled back to front, so it ends in layer order
     for layer in reversed(network.synaptic_layers):
         model = models[layer.name]

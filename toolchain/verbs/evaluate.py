@@ -73,11 +73,11 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
     predict = predictor(model, steps)
     kind = "snn" if isinstance(model, SpikingNetwork) else "ann"
     step_count = steps if kind == "snn" else None
-    config = model.config
-    assert config is not None
+    spec = model.spec if isinstance(model, SpikingNetwork) else model.config.spec
+    assert spec is not None
     if source.task == "segment":
         return EvaluationReport(kind, source.task, step_count,
-                                segmentation=evaluate_segment(predict, test_set, config.out_channels))
+                                segmentation=evaluate_segment(predict, test_set, spec.out_channels))
     return EvaluationReport(kind, source.task, step_count,
                             denoise=[evaluate_denoise(predict, test_set, s, seed, crop) for s in sigmas])
 
@@ -85,7 +85,7 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
 def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(settings.checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     if settings.data is not None:
         source = DataSource(source.task, source.channels, settings.data, settings.layout).resolved()
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)

@@ -12,8 +12,8 @@ from ..data import embedded, readers
 from ..data.embedded import ImageSet
 from ..data.readers import random_fov_patches
 from ..errors import ConfigError
-from ..frontend.unet import UNetConfig
 from ..tasks.sampling import Sampler
+from ..tasks.spec import TaskSpec
 from ..vocab import LAYOUTS, Layout, Task
 
 
@@ -61,9 +61,9 @@ class DataSource:
         return {"task": self.task, "channels": self.channels, "root": self.root, "layout": self.layout}
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any], config: UNetConfig) -> DataSource:
+    def from_meta(cls, meta: Mapping[str, Any], spec: TaskSpec) -> DataSource:
         data = meta.get("data") or {}
-        return cls(config.task, config.in_channels, data.get("root"), data.get("layout"))
+        return cls(spec.task, spec.in_channels, data.get("root"), data.get("layout"))
 
 
 def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:

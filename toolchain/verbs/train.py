@@ -1,4 +1,5 @@
-"""The front-end verbs: train the U-Net, convert it to a Spiking-UNet, fine-tune it with the spiking flow.
+"""The training verbs: train the U-Net, fine-tune a Spiking-UNet with the spiking flow (``convert`` is
+:mod:`.convert`).
 
 Each takes a frozen settings object (validated when it is made) and returns a typed report whose
 ``to_dict()`` is what ``--json`` writes; outputs are written atomically.
@@ -6,29 +7,26 @@ Each takes a frozen settings object (validated when it is made) and returns a ty
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..checks import check_steps, positive_int
+from ..checks import check_steps
 from ..errors import ConfigError
 from ..frontend.checkpoint import (
     Checkpoint,
     ann_checkpoint,
     file_sha256,
-    load_ann,
     load_snn,
-    save_checkpoint,
     snn_checkpoint,
 )
-from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
 from ..frontend.unet import UNet, UNetConfig
 from .runs import Log, RunStats, Schedule, TrainingRun
-from .source import DataSource, calibration_batch
+from .source import DataSource
 
 Path_ = str | os.PathLike[str]
 
@@ -104,46 +102,6 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
 
 
 @dataclass(frozen=True)
-class ConvertSettings:
-    """Convert the ANN checkpoint ``checkpoint`` with ``conversion``, calibrated on ``calibration``
-    random training patches of ``patch`` pixels."""
-
-    checkpoint: Path_
-    out: Path_
-    conversion: ConversionSettings = ConversionSettings()
-    calibration: int = 32
-    patch: int = 48
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        positive_int("calibration images", self.calibration)
-        positive_int("patch", self.patch)
-
-
-@dataclass(frozen=True)
-class ConvertReport:
-    normalization: str
-    percentile: float | None
-    thresholds: list[float]
-    lambdas: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verb": "convert", **asdict(self)}
-
-
-def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
-    """Convert an ANN checkpoint into a normalized Spiking-UNet checkpoint."""
-    ann, ckpt = load_ann(settings.checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
-    calibration = calibration_batch(source, settings.calibration, settings.patch, settings.seed)
-    snn, spiking = convert(ann, calibration, settings.conversion)
-    save_checkpoint(settings.out,
-                    snn_checkpoint(snn, spiking, {**ckpt.meta, "converted_from": str(settings.checkpoint)}))
-    c = settings.conversion
-    return ConvertReport(c.normalization, c.percentile, list(c.thresholds), spiking["lambdas"])
-
-
-@dataclass(frozen=True)
 class FinetuneSettings:
     """Fine-tune the SNN checkpoint ``checkpoint`` with the spiking flow at ``steps`` time steps."""
 
@@ -180,7 +138,7 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     """Fine-tune a converted SNN, saving a resumable checkpoint after every epoch (as :func:`train`)."""
     snn, ckpt = load_snn(settings.checkpoint)
     s, steps = settings.schedule, settings.steps
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:
