@@ -286,7 +286,8 @@ def compile_network(layers: list[ChipLayer], profile: Profile, max_chips: int | 
         if tiling is None:
             single = {"neurons": layer.units, "synmem_words": (kernel_words(layer, 1, limits) if layer.kind != "dense"
                       else dense_words(layer.in_units, 1, int(layer.weight_bits or 8), limits))}
-            what = "one output channel's kernel" if single["synmem_words"] > limits.synmem_words else "one neuron"
+            what = ("one neuron" if single["synmem_words"] <= limits.synmem_words else
+                    "one neuron's synapses" if layer.kind == "dense" else "one output channel's kernel")
             res: Resource = "synmem_words" if single["synmem_words"] > limits.synmem_words else "neurons"
             reasons.append(f"layer {layer.name}: {what} needs {res.replace('_', ' ')} {single[res]} > "
                            f"{profile.name}'s per-core limit {limits.limit(res)} (core.{res}); {FIXES[res]}")
