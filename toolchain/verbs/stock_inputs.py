@@ -7,9 +7,10 @@ frame. It can be given as
   and turned into bias mantissas by the input layer's stored transform exactly as lava-dl's
   ``PilotNetDataset`` does: ``bias = int32(2 w x - w + b)`` for pixel values x in [0, 1], with the file's
   input ``weight`` w and ``bias`` b (netx's defaults 64 and 0);
-* a ``.npy`` frame: an integer array is the input layer's bias mantissas themselves (the frame written as
-  the input layer's bias, like ``gts/pilotnet_lif/image.npy``); a float array is a frame in [0, 1], given
-  the transform above. Its layout is netx's (x, y, z) = (W, H, C), as lava-dl ships frames, or (C, H, W)
+* a ``.npy`` frame: an array of integer values (of any dtype) is the input layer's bias mantissas
+  themselves (the frame written as the input layer's bias, like ``gts/pilotnet_lif/image.npy`` or
+  ``gts/tinynet/input_bias.npy``); an array with fractional values is a frame in [0, 1], given the
+  transform above. Its layout is netx's (x, y, z) = (W, H, C), as lava-dl ships frames, or (C, H, W)
   (when both fit, netx's);
 * ``zero``: input bias 0 (how lava-dl's PilotNet benchmark actually ran on Loihi 2: it assigned the frame to
   a ``bias`` attribute that Lava's LIF does not have);
@@ -124,13 +125,17 @@ def _frame(path: Path, network: StockNetwork, sigma: float | None, seed: int) ->
         except (OSError, ValueError) as exc:
             raise DataError(f"{where}: not a readable .npy array ({exc})") from exc
         array = _layout(np.asarray(array), (c, h, w), where)
-        if np.issubdtype(array.dtype, np.integer):
+        numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+        if not numeric or not np.isfinite(array).all():
+            raise DataError(f"{where}: a frame must hold integers (bias mantissas) or finite floats in [0, 1]")
+        if (array == np.round(array)).all():
             if sigma is not None:
                 raise ConfigError(f"{where}: noise (`add_noise`) applies to images and float frames, not to bias "
                                   "mantissas")
             return Frame(path.stem, _checked(array.astype(np.int64), where))
-        if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-            raise DataError(f"{where}: a frame must hold integers (bias mantissas) or finite floats in [0, 1]")
+        if array.min() < 0 or array.max() > 1:
+            raise DataError(f"{where}: a frame with fractional values must lie in [0, 1] (pixel values / 255); "
+                            f"got {array.min():.3g}..{array.max():.3g}")
         return Frame(path.stem, _checked(transform(network, _noisy(array.astype(np.float64), sigma, seed)), where))
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{where}: not an image or .npy frame ({', '.join(IMAGE_SUFFIXES)}, .npy)")
