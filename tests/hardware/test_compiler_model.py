@@ -34,6 +34,10 @@ def test_synmem_words_by_hand():
     assert kernel_words(conv("c", (24, 32, 99), 3), 24, lim) == 81
     # under the compartments lowering every source compartment has its own kernel rows
     assert kernel_words(conv("c", (16, 8, 8), 16, src_units=4), 16, lim) == 16 * 4 * 9 * 2
+    # a 2x2 sum pool reads its own channel: 32 channels x 4 compartments x 4 taps x 8 bits = 64 words
+    pool = ChipLayer("p", "pool", (32, 8, 8), parts=(ChipPart("src", 32, 4, 0, 0, (16, 16)),), kernel=(2, 2),
+                     stride=(2, 2))
+    assert kernel_words(pool, 32, lim) == 64
     # dense 2560 -> 100 at netx's 3 weight bits: 2560 x ceil((100 x 15 + 16) / 64) = 61440 (the compiler's violation)
     assert dense_words(2560, 100, 3, lim) == 61440 and dense_words(2560, 17, 3, lim) == 12800
     dense = ChipLayer("d", "dense", (100, 1, 1), parts=(ChipPart("src", 2560, 1),), weight_bits=3)

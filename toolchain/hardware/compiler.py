@@ -7,7 +7,8 @@ A core holds neurons of one layer. Per core (limits from a ``compiler`` profile,
 
       conv / convT:  words = input units x kH kW x ceil(c x b / word)   (the kernel of the core's c output
                              channels, stored ONCE per core, b = memory_model.conv_weight_bits)
-      pool:          words = ceil(c x source units x kH kW x b / word) (depthwise: one kernel per channel)
+      pool:          words = ceil(c x units per source neuron x kH kW x b / word) (depthwise: each channel
+                             reads its own source channel)
       dense:         words = input axons x ceil((n x (num_weight_bits + index bits) + header bits) / word)
                              (n neurons on the core; netx's num_weight_bits; index 12, header 16 bits)
       input, static: 0 (driven by a bias / the host, no synapses)
@@ -88,8 +89,8 @@ def kernel_words(layer: ChipLayer, c: int, limits: CoreLimits) -> int:
     if layer.kind in ("input", "static"):
         return 0
     b, word = limits.conv_weight_bits, limits.word_bits
-    if layer.kind == "pool":
-        return math.ceil(c * layer.in_units * layer.taps * b / word)
+    if layer.kind == "pool":          # channel c reads only source channel c: units x taps weights per channel
+        return math.ceil(c * sum(p.units for p in layer.parts) * layer.taps * b / word)
     return layer.in_units * layer.taps * math.ceil(c * b / word)
 
 
@@ -213,6 +214,7 @@ class CoreMap:
             "cores_per_chip": self.cores_per_chip, "resources": list(RESOURCES),
             "limits": {r: self.limits.limit(r) for r in RESOURCES}, "layers": layers,
             "fits_target": self.chips <= self.max_chips,
+            "target_systems_needed": math.ceil(self.chips / self.max_chips),
             "smallest_system": None if system is None else {"name": system[0], "chips": system[1]},
             "largest_layers": [{"layer": m.layer, "cores": m.cores, "binding": m.binding(self.limits)}
                                for m in sorted(self.layers, key=lambda m: -m.cores)[:3]],
