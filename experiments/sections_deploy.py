@@ -217,4 +217,7 @@ def not_done(results: dict[str, dict[str, Any]]) -> Lines:
             "spiking-flow step per batch on 2 CPU cores, so every DT row here had "
             f"{s.get('dt_batches')} batches.",
             f"* The converted-only rows at T=1000 (T={s.get('very_long_t')} here) and the paper's 100-epoch "
-            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).", ""]
+            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).",
+            "* Loihi 2: time and energy are calibrated on one measured network (PilotNet LIF) and not validated on a "
+            "second one (no other compute-bound Loihi 2 run with timing and power is public); the paper-size U-Net "
+            "is costed with random (converted, untrained) weights; traffic between chips is not modelled.", ""]

@@ -159,3 +159,47 @@ def test_more_chips_than_the_target_is_reported_not_refused():
     m = report["mapping"]
     assert m["chips"] == 3 and not m["fits_target"] and m["smallest_system"]["name"] == "kapoho_point"
     assert m["largest_layers"][0]["cores"] >= 1 and "binding" in m["largest_layers"][0]
+
+
+def _stock_net():
+    """input 2x5x12 (CUBA) -> conv 3 channels, kernel (1, 3), stride (1, 2), padding (0, 1) -> flatten -> dense 4."""
+    from toolchain.ir import Conv, Cuba, Dense, Flatten, Input, StockMeta, StockNetwork, StockSynapses
+    rng = np.random.default_rng(5)
+    w = rng.integers(-3, 4, size=(3, 2, 1, 3)) * 40
+    dense = rng.integers(-2, 3, size=(4, 3 * 5 * 6)) * 30
+    cuba = Cuba(vth=40, du=4095, dv=0)
+    layers = (Input(name="input0", shape=(2, 5, 12), neuron=cuba),
+              Conv(name="conv1", shape=(3, 5, 6), inputs=("input0",), depth=1, neuron=cuba,
+                   synapses=StockSynapses(w.astype(np.int32), np.zeros(3, np.int64)), kernel=(1, 3), stride=(1, 2),
+                   padding=(0, 1)),
+              Flatten(name="flatten2", shape=(90, 1, 1), inputs=("conv1",), depth=1),
+              Dense(name="dense3", shape=(4, 1, 1), inputs=("flatten2",), depth=2, neuron=cuba,
+                    synapses=StockSynapses(dense.astype(np.int32), np.zeros(4, np.int64))))
+    return StockNetwork(layers, StockMeta(None, 8, None)), w, dense
+
+
+def test_stock_report_with_non_square_kernels_and_strides():
+    import torch
+
+    from toolchain.hardware import profile_stock, to_markdown
+    from toolchain.simulators.physical import simulate_cuba
+    net, w, dense = _stock_net()
+    bias = np.random.default_rng(6).integers(0, 30, size=(2, 5, 12))
+    trace = simulate_cuba(net, bias, 12)
+    report = profile_stock(net, trace, loihi2(), (4, 12))
+    rows = {r["layer"]: r for r in report["layers"]}
+    src = trace.spikes["input0"][3:11, 0].sum(0).astype(np.float32)        # arrives one step later
+    conv_nz = torch.nn.functional.conv2d(torch.from_numpy(src)[None], torch.from_numpy((w != 0).astype(np.float32)),
+                                         stride=(1, 2), padding=(0, 1))
+    assert rows["conv1"]["synops_nonzero"] == pytest.approx(float(conv_nz.sum()))
+    conv_all = torch.nn.functional.conv2d(torch.from_numpy(src)[None], torch.ones(3, 2, 1, 3), stride=(1, 2),
+                                          padding=(0, 1))
+    assert rows["conv1"]["synops"] == pytest.approx(float(conv_all.sum()))
+    flat = trace.spikes["conv1"][3:11, 0].sum(0).reshape(-1)
+    assert src.sum() > 20 and flat.sum() > 20                               # a network that does something
+    assert rows["dense3"]["synops_nonzero"] == pytest.approx(float(((dense != 0) @ flat).sum()))
+    assert rows["conv1"]["spikes"] == trace.spikes["conv1"][4:12].sum()
+    # synapses between valid pixels: rows 5 x 1 tap, cols: 6 outputs x 3 taps minus the one padded tap = 17
+    assert rows["conv1"]["synapses"] == 5 * 17 * 2 * 3
+    assert report["mapping"]["cores"] == 3 and report["timing"]["floor_bound"]
+    assert "| conv1 | conv | 3x5x6 |" in to_markdown(report)
