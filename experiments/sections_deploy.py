@@ -47,8 +47,10 @@ def energy(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines
             f"{r['paper_method_synops']['snn_synops'] / r['paper_method']['ann_macs']:.2f}x the U-Net's "
             f"{sci(r['paper_method']['ann_macs'])} MACs.", "",
             f"Loihi 2 energy breakdown (compartments lowering): {parts}. The U-Net's row is the paper's 45 nm fp32 "
-            "MAC figure, not a measured CPU or GPU. Intel has not published Loihi 2's per-operation energies: the "
-            "profile's figures are assumptions derived from Loihi 1 (see `hw_profiles/loihi2.json`).", "",
+            "MAC figure, not a measured CPU or GPU. The Loihi 2 rows of this table were computed by the experiment "
+            f"run of commit {rec.get('git_commit')}, with the profile of that time (Loihi 1 per-operation figures, "
+            "8192 compartments per core, 0.1 W static power per chip); the profile calibrated on Intel's measured "
+            "runs and its figures for the same demo network are in the Loihi 2 section below.", "",
             f"Paper (CamSeq01, full-size U-Net at 256x256): U-Net {sci(pt['unet_flops'])} FLOPs, {sci(pt['unet_energy_j'])} J; "
             f"Spiking-UNet {sci(pt['snn_flops'])} FLOPs, {sci(pt['snn_energy_j'])} J (431x less). The paper's method "
             "counts a spike as one addition whatever its fan-out; counting each spike's synaptic operations (what a "
@@ -215,7 +217,10 @@ def not_done(results: dict[str, dict[str, Any]]) -> Lines:
             "spiking-flow step per batch on 2 CPU cores, so every DT row here had "
             f"{s.get('dt_batches')} batches.",
             f"* The converted-only rows at T=1000 (T={s.get('very_long_t')} here) and the paper's 100-epoch "
-            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).", ""]
+            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).",
+            "* Loihi 2: time and energy are calibrated on one measured network (PilotNet LIF) and not validated on a "
+            "second one (no other compute-bound Loihi 2 run with timing and power is public); the paper-size U-Net "
+            "is costed with random (converted, untrained) weights; traffic between chips is not modelled.", ""]
 
 
 def foreign_unet(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines:

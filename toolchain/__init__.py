@@ -12,7 +12,7 @@ this, see ``pyproject.toml``'s import-linter contract)::
     simulators                       exact integer simulation (logical and physical time), shared kernels
     netx_export                      the .net (netx HDF5) format: write, read, stock netx files
     backends                         one interface: the reference simulator, Lava's CPU simulator
-    hardware                         Loihi 2 profile: costs, core mapping, time, energy, reports
+    hardware                         Loihi 2 profile (calibrated): costs, cores, time, energy, reports
     verbs, cli                       train / convert / finetune / evaluate / export / simulate / report / demo
 
 A Python user's way through it::
@@ -55,9 +55,11 @@ _PUBLIC = {
     "QuantSettings": "toolchain.lowering.quantize", "export_network": "toolchain.lowering.lower",
     "ReferenceSimulator": "toolchain.simulators.reference", "SimulationResult": "toolchain.simulators.result",
     "read_network": "netx_export", "write_network": "netx_export", "read_netx": "netx_export",
+    "read_any": "netx_export",
     # backends and hardware
     "get_backend": "toolchain.backends", "BackendOptions": "toolchain.backends",
     "load_profile": "toolchain.hardware", "profile_network": "toolchain.hardware", "fits": "toolchain.hardware",
+    "profile_stock": "toolchain.hardware", "compile_network": "toolchain.hardware", "chip_layers": "toolchain.hardware",
     # verbs
     "train": "toolchain.verbs.train", "TrainSettings": "toolchain.verbs.train",
     "convert_checkpoint": "toolchain.verbs.convert", "ConvertSettings": "toolchain.verbs.convert",

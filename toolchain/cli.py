@@ -27,8 +27,10 @@ from toolchain.vocab import (
 )
 
 FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "strict": "--strict",
-         "batch": "--batch", "workers": "--workers", "maxpool": "--maxpool", "linear": "--linear",
-         "align_corners": "--align-corners", "task": "--task", "classes": "--classes", "patch": "--patch"}
+         "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
+         "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
+         "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
+         "patch": "--patch"}
 """Settings named in library messages (as `name`) and the flags that set them."""
 
 
@@ -159,8 +161,9 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
     from toolchain.backends import BackendOptions
     from toolchain.verbs.hardware_report import HardwareSummary
     from toolchain.verbs.simulate import SimulateSettings, simulate_file
+    options = BackendOptions(timeout_s=a.timeout, reset_interval=a.reset_interval, reset_offset=a.reset_offset)
     report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
-                                            _profile(a), BackendOptions(timeout_s=a.timeout), a.batch, a.workers))
+                                            _profile(a), options, a.batch, a.workers))
     for row in report.images:
         print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
               f"on {row.backend} -> {row.out}")
@@ -172,7 +175,7 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
 def cmd_report(a: argparse.Namespace) -> Any:
     from toolchain.verbs.hardware_report import HardwareSummary, ReportSettings, report_file
     report = report_file(ReportSettings(a.network, a.out, a.input, a.steps, _profile(a), a.add_noise, a.seed,
-                                        a.max_chips))
+                                        a.max_chips, a.reset_interval, a.reset_offset))
     print(HardwareSummary(**report["summary"]).describe())
     print(f"wrote {a.out}/report.json, report.md and plots")
     return report["summary"]
@@ -276,17 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
 
     def run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("network", help=".net file written by 'export'")
-        p.add_argument("--steps", type=int, help="time steps T (default: the file's)")
+        p.add_argument("network", help=".net file written by 'export', or a stock lava-dl netx file (detected)")
+        p.add_argument("--steps", type=int,
+                       help="time steps T (default: the file's; a stock file: 2 x --reset-interval, else its tSample)")
         p.add_argument("--add-noise", type=float, metavar="SIGMA", help="add Gaussian noise (0..255 scale) first")
         p.add_argument("--profile", default="loihi2", help="hardware profile name or JSON file (default loihi2)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile value")
+        p.add_argument("--reset-interval", type=int, metavar="R",
+                       help="stock netx files: netx's reset_interval (one inference = R steps; neurons reset every R)")
+        p.add_argument("--reset-offset", type=int, default=0, metavar="O",
+                       help="stock netx files: netx's reset_offset (default 0)")
 
     p = verb("simulate", "run a .net file on the reference simulator, Lava's CPU simulator or the Loihi 2 profile",
              cmd_simulate)
     run_options(p)
     p.add_argument("--backend", choices=TARGETS, default="reference")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--input", required=True,
+                   help="an image file or a folder of images; for a stock netx file also a .npy frame (integers: the "
+                        "input layer's bias; floats: a frame in [0, 1]) or 'zero' (input bias 0)")
     p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
     p.add_argument("--batch", type=int, default=1,
@@ -294,9 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes over the images (reference, loihi2; default 1)")
 
-    p = verb("report", "Loihi 2 cost report: cores, chips, spikes, synaptic ops, energy vs the ANN", cmd_report)
+    p = verb("report", "Loihi 2 cost report: cores, chips, time, spikes, synaptic ops, energy vs the ANN",
+             cmd_report)
     run_options(p)
-    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size)")
+    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size); a stock "
+                                   "netx file needs one: an image, a .npy frame or 'zero' (input bias 0)")
     p.add_argument("--out", default="report", help="output folder (default ./report)")
     p.add_argument("--max-chips", type=int, help="override the profile's chip limit")
 
