@@ -4,7 +4,7 @@ would, and save it with ``torch.export.save``; then the toolchain takes the .pt2
 needed) through convert, fine-tune, export and simulation::
 
     .venv/bin/python examples/byo_unet.py --out runs/byo          # writes runs/byo/milesial.pt2
-    .venv/bin/python cli.py convert runs/byo/milesial.pt2 --task denoise --maxpool avg --linear pair \\
+    .venv/bin/python cli.py convert runs/byo/milesial.pt2 --task denoise --maxpool avg --linear pair --percentile 99 \\
         --out runs/byo/snn.pt
     .venv/bin/python cli.py finetune runs/byo/snn.pt --steps 10 --epochs 1 --out runs/byo/snn_ft.pt
     .venv/bin/python cli.py export runs/byo/snn_ft.pt -o runs/byo/milesial.net --input-size 64

@@ -12,9 +12,11 @@ import argparse
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from toolchain.data.folder import MASK_KINDS
 from toolchain.vocab import (
     ALIGN_CORNERS_REWRITES,
     LAYOUTS,
@@ -30,8 +32,10 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
          "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
          "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
          "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
-         "patch": "--patch"}
+         "patch": "--patch", "masks": "--masks"}
 """Settings named in library messages (as `name`) and the flags that set them."""
+MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
+              "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
 
 
 def _thresholds(text: str) -> tuple[float, ...]:
@@ -93,7 +97,7 @@ def _schedule(a: argparse.Namespace) -> Any:
 def cmd_train(a: argparse.Namespace) -> Any:
     from toolchain.verbs.source import DataSource
     from toolchain.verbs.train import TrainSettings, train
-    source = DataSource(a.task, a.channels, a.data, a.layout).resolved()
+    source = DataSource(a.task, a.channels, a.data, a.layout, a.masks).resolved()
     report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume), log=_say)
     _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.run.seconds:.0f} s, "
          f"final loss {report.final_loss:.4f} -> {a.out}")
@@ -106,7 +110,8 @@ def cmd_convert(a: argparse.Namespace) -> Any:
     from toolchain.verbs.convert import ConvertSettings, convert_checkpoint
     report = convert_checkpoint(ConvertSettings(
         a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds), a.calibration, a.patch, a.seed,
-        a.data, a.layout, a.task, a.channels, a.classes, CaptureOptions(a.maxpool, a.linear, a.align_corners)))
+        a.data, a.layout, a.masks, a.task, a.channels, a.classes,
+        CaptureOptions(a.maxpool, a.linear, a.align_corners)))
     capture = report.capture
     if capture is not None:
         kinds = sorted({r["kind"] for r in capture["rewrites"]})
@@ -117,8 +122,9 @@ def cmd_convert(a: argparse.Namespace) -> Any:
                  f"(output max {fid['output_abs_max']:.3g})" if fid else ""))
         quality = capture.get("quality")
         if quality:
-            print(f"ANN {quality['metric']} on {quality['images']} test crops: {quality['original']:.4g} (program) "
-                  f"-> {quality['converted_ann']:.4g} (after the inexact rewrites); fine-tune to recover it")
+            print(f"ANN {quality['metric']} on {quality['images']} test crops at the export size: "
+                  f"{quality['original']:.4g} (the program) -> {quality['converted_ann']:.4g} (after the inexact "
+                  f"rewrites; fine-tuning the SNN adapts to them)")
     print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
     return report
 
@@ -134,7 +140,7 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
 def cmd_evaluate(a: argparse.Namespace) -> Any:
     from toolchain.verbs.evaluate import EvaluateSettings, evaluate_checkpoint
     report = evaluate_checkpoint(EvaluateSettings(a.checkpoint, a.steps, tuple(a.sigma), a.seed, a.crop, a.data,
-                                                  a.layout))
+                                                  a.layout, a.masks))
     for row in report.denoise or []:
         print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
     if report.segmentation is not None:
@@ -220,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=LAYOUTS, default="auto",
                    help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
                         "published layout (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     training_options(p, epochs=10, lr=1e-3, batch=16)
 
@@ -235,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="calibration (and test) images from this dataset folder instead of "
                                                  "the checkpoint's or the embedded photos")
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
     p.add_argument("--task", choices=TASKS, help=".pt2: what the network does (a denoiser predicts the noise map)")
     p.add_argument("--channels", type=int, help=".pt2: image channels (checked against the program)")
     p.add_argument("--classes", type=int, help=".pt2 segmentation: classes (checked against the program)")
@@ -263,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR",
                    help="evaluate on this dataset folder instead of the checkpoint's test split")
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
@@ -323,8 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from toolchain.errors import ToolchainError
     previous = _install_sigterm()
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        report = args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")       # each distinct warning once
+            report = args.handler(args)
         _emit(report, args.json)
     except ToolchainError as exc:
         _stderr_line(f"error: {_flags(' '.join(str(exc).splitlines()))}")
@@ -336,9 +349,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr_line("interrupted: no partial output was left behind")
         return 130
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """The toolchain's own warnings as one ``warning:`` line; others are not the user's business."""
+    from toolchain.errors import ToolchainWarning
+    if issubclass(category, ToolchainWarning) and _main_rank():
+        _stderr_line(f"warning: {_flags(' '.join(str(message).splitlines()))}")
 
 
 def _emit(report: Any, json_path: str | None) -> None:

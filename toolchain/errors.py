@@ -46,6 +46,15 @@ class ProfileError(ToolchainError):
     """A hardware profile file is malformed or has out-of-range values."""
 
 
+class ToolchainWarning(UserWarning):
+    """Something a user should know that does not stop the run (``cli.py`` prints it as one
+    ``warning:`` line): e.g. how an image's pixels were scaled."""
+
+
+class DataWarning(ToolchainWarning):
+    """An input was read in a way its file alone does not say (pixel range, mask meaning)."""
+
+
 class BackendError(ToolchainError):
     """A simulator backend failed (unknown backend, Lava deadlock or worker failure)."""
 

@@ -21,6 +21,7 @@ import torch
 
 from ..checks import positive_int
 from ..data.embedded import ImageSet
+from ..data.folder import MaskKind
 from ..errors import ConfigError
 from ..frontend.capture import CaptureOptions, from_program, load_pt2
 from ..frontend.capture.program import Forward, input_shape, program_forward
@@ -52,6 +53,7 @@ class ConvertSettings:
     seed: int = 0
     data: str | None = None
     layout: Layout = "auto"
+    masks: MaskKind = "auto"
     task: Task | None = None
     channels: int | None = None
     classes: int | None = None
@@ -126,7 +128,7 @@ def _convert_program(settings: ConvertSettings) -> tuple[SpikingNetwork, dict[st
     shape = input_shape(ep)
     out_shape = next(n for n in ep.graph.nodes if n.op == "output").args[0][0].meta["val"].shape
     spec = _program_spec(settings, shape, int(out_shape[1]))
-    source = DataSource(spec.task, spec.in_channels, settings.data, settings.layout).resolved()
+    source = DataSource(spec.task, spec.in_channels, settings.data, settings.layout, settings.masks).resolved()
     patch = settings.patch or max(shape[2:])
     if patch < max(shape[2:]):
         raise ConfigError(f"calibration `patch` {patch} is smaller than the program's export size "
@@ -151,7 +153,7 @@ def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
         ann, ckpt = load_ann(settings.checkpoint)
         source = DataSource.from_meta(ckpt.meta, ckpt.spec)
         if settings.data is not None:
-            source = DataSource(source.task, source.channels, settings.data, settings.layout).resolved()
+            source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
         calibration = calibration_batch(source, settings.calibration, settings.patch or DEFAULT_PATCH, settings.seed)
         with torch.no_grad():
             snn, spiking = convert(ann, calibration, settings.conversion)

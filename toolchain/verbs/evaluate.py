@@ -11,6 +11,7 @@ import torch
 
 from ..checks import check_steps
 from ..data.embedded import ImageSet
+from ..data.folder import MaskKind, check_masks
 from ..frontend.checkpoint import load_any
 from ..frontend.snn import SpikingNetwork
 from ..frontend.unet import UNet
@@ -32,6 +33,7 @@ class EvaluateSettings:
     crop: int = 256
     data: str | None = None
     layout: Layout = "auto"
+    masks: MaskKind = "auto"
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
@@ -76,6 +78,7 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
     spec = model.spec if isinstance(model, SpikingNetwork) else model.config.spec
     assert spec is not None
     if source.task == "segment":
+        check_masks(test_set, spec.out_channels)
         return EvaluationReport(kind, source.task, step_count,
                                 segmentation=evaluate_segment(predict, test_set, spec.out_channels))
     return EvaluationReport(kind, source.task, step_count,
@@ -87,7 +90,7 @@ def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     model, ckpt = load_any(settings.checkpoint)
     source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     if settings.data is not None:
-        source = DataSource(source.task, source.channels, settings.data, settings.layout).resolved()
+        source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)
     return EvaluationReport(report.model, report.task, report.steps, report.denoise, report.segmentation,
                             checkpoint=str(Path(settings.checkpoint)))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..checks import positive_int, positive_number
+from ..data.folder import check_masks
 from ..errors import CheckpointError, ConfigError
 from ..frontend import distributed
 from ..frontend.checkpoint import Checkpoint, load_checkpoint, load_state_strict, save_checkpoint
@@ -84,6 +85,7 @@ class TrainingRun:
     forward: Callable[[torch.nn.Module], torch.nn.Module]   # the module to train on (DDP wraps it)
     checkpoint: Callable[[torch.nn.Module, int, list[float]], Checkpoint]
     steps: int = 1
+    classes: int = 2                 # segmentation: every mask label must be one of the network's classes
     desc: str = "training"
     resume: bool = False
     progress: bool = True
@@ -96,6 +98,8 @@ class TrainingRun:
             previous = self._resume_point() if self.resume else None
             rng, gen = seeded(self.seed)
             train_set, _ = self.source.load()
+            if self.source.task == "segment":
+                check_masks(train_set, self.classes)
             module = self.model()
             optimizer = torch.optim.Adam(module.parameters(), lr=s.lr)
             start_epoch, history = _continue_from(previous, _state_module(module), optimizer, rng, gen)

@@ -10,6 +10,7 @@ import torch
 
 from ..data import embedded, readers
 from ..data.embedded import ImageSet
+from ..data.folder import MASK_KINDS, MaskKind
 from ..data.readers import random_fov_patches
 from ..errors import ConfigError
 from ..tasks.sampling import Sampler
@@ -26,6 +27,11 @@ class DataSource:
     channels: int
     root: str | None = None
     layout: Layout | None = None
+    masks: MaskKind = "auto"         # how a ``folder`` layout's mask files are read (toolchain.data.folder)
+
+    def __post_init__(self) -> None:
+        if self.masks not in MASK_KINDS:
+            raise ConfigError(f"`masks` must be one of {', '.join(MASK_KINDS)}, got {self.masks!r}")
 
     def resolved(self) -> DataSource:
         """The same source with "auto" replaced by the detected layout (checkpoints record the name).
@@ -40,11 +46,11 @@ class DataSource:
         for name in LAYOUTS:
             if name == found:
                 layout = name
-        return DataSource(self.task, self.channels, self.root, layout)
+        return DataSource(self.task, self.channels, self.root, layout, self.masks)
 
     def load(self) -> tuple[ImageSet, ImageSet]:
         if self.root is not None:
-            return readers.load_dataset(self.root, self.layout or "folder", self.task, self.channels)
+            return readers.load_dataset(self.root, self.layout or "folder", self.task, self.channels, **self._options())
         if self.task == "segment":
             if self.channels != 1:
                 raise ConfigError("the embedded segmentation data is gray: use 1 `channels` or your own `data`")
@@ -54,16 +60,27 @@ class DataSource:
     def load_test(self) -> ImageSet:
         """The test split alone (a folder without training images is fine, e.g. BSD68)."""
         if self.root is not None:
-            return readers.load_test_set(self.root, self.layout or "folder", self.task, self.channels)
+            return readers.load_test_set(self.root, self.layout or "folder", self.task, self.channels,
+                                         **self._options())
         return self.load()[1]
 
+    def _options(self) -> dict[str, Any]:
+        if self.masks == "auto":
+            return {}
+        if (self.layout or "folder") != "folder":
+            raise ConfigError(f"`masks` applies to the folder layout; the {self.layout} layout defines its masks")
+        return {"masks": self.masks}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"task": self.task, "channels": self.channels, "root": self.root, "layout": self.layout}
+        out: dict[str, Any] = {"task": self.task, "channels": self.channels, "root": self.root, "layout": self.layout}
+        if self.masks != "auto":
+            out["masks"] = self.masks
+        return out
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any], spec: TaskSpec) -> DataSource:
         data = meta.get("data") or {}
-        return cls(spec.task, spec.in_channels, data.get("root"), data.get("layout"))
+        return cls(spec.task, spec.in_channels, data.get("root"), data.get("layout"), data.get("masks") or "auto")
 
 
 def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:

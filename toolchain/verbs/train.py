@@ -96,7 +96,7 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
         model=lambda: UNet(config), forward=lambda ann: ann,
         checkpoint=lambda ann, epoch, losses: ann_checkpoint(ann, {"data": source.to_dict(),  # type: ignore[arg-type]
                                                                    "train": report(epoch, losses).record()}),
-        desc="train ANN", resume=settings.resume, progress=progress, log=log)
+        classes=config.out_channels, desc="train ANN", resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)
 
@@ -155,7 +155,7 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
                   "seed": settings.seed, "batches_per_epoch": s.batches_per_epoch, "batch": s.batch,
                   "patch": s.patch, "lr": s.lr},
         model=lambda: snn, forward=lambda module: SpikingFlow(module, steps),  # type: ignore[arg-type]
-        checkpoint=checkpoint, steps=steps, desc=f"fine-tune (spiking flow, T={steps})",
+        checkpoint=checkpoint, steps=steps, classes=ckpt.spec.out_channels, desc=f"fine-tune (spiking flow, T={steps})",
         resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)
