@@ -32,7 +32,7 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
          "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
          "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
          "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
-         "patch": "--patch", "masks": "--masks"}
+         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level"}
 """Settings named in library messages (as `name`) and the flags that set them."""
 MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
               "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
@@ -91,14 +91,15 @@ def _say(text: str) -> None:
 
 def _schedule(a: argparse.Namespace) -> Any:
     from toolchain.verbs.runs import Schedule
-    return Schedule(a.epochs, a.batches_per_epoch, a.batch, a.patch, a.lr)
+    return Schedule(a.epochs, a.batches_per_epoch, a.batch, a.patch, a.lr, a.lr_final, a.augment, a.by_area)
 
 
 def cmd_train(a: argparse.Namespace) -> Any:
     from toolchain.verbs.source import DataSource
     from toolchain.verbs.train import TrainSettings, train
     source = DataSource(a.task, a.channels, a.data, a.layout, a.masks).resolved()
-    report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume), log=_say)
+    report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume,
+                                 a.noise_map), log=_say)
     _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.run.seconds:.0f} s, "
          f"final loss {report.final_loss:.4f} -> {a.out}")
     return report
@@ -169,7 +170,7 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
     from toolchain.verbs.simulate import SimulateSettings, simulate_file
     options = BackendOptions(timeout_s=a.timeout, reset_interval=a.reset_interval, reset_offset=a.reset_offset)
     report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
-                                            _profile(a), options, a.batch, a.workers))
+                                            _profile(a), options, a.batch, a.workers, a.noise_level))
     for row in report.images:
         print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
               f"on {row.backend} -> {row.out}")
@@ -213,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"patches per batch (default {batch}); under torchrun the global batch, split over ranks")
         p.add_argument("--patch", type=int, default=48, help="patch side in pixels (default 48)")
         p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+        p.add_argument("--lr-final", type=float, help="cosine decay of the learning rate to this value over the run "
+                                                      "(default: constant)")
+        p.add_argument("--augment", action="store_true",
+                       help="train on every image at scales 1, 0.75, 0.5 and transposed (with the flips: all 8 "
+                            "rotations and flips)")
+        p.add_argument("--by-area", action="store_true",
+                       help="draw training images with probability proportional to their area (default: uniformly)")
         p.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint at --out (saved after every epoch) if there is one")
 
@@ -222,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=2, help="segmentation classes (default 2)")
     p.add_argument("--width", type=int, default=64, help="channels of the first stage (paper: 64)")
     p.add_argument("--depth", type=int, default=4, help="number of pooling stages (paper: 4)")
+    p.add_argument("--noise-map", action="store_true",
+                   help="denoising: tell the network its noise level (one more input channel, sigma / 255; "
+                        "FFDNet-style); a blind U-Net removes fine texture as noise")
     p.add_argument("--data", metavar="DIR", help="a dataset folder instead of the embedded photos (see --layout)")
     p.add_argument("--layout", choices=LAYOUTS, default="auto",
                    help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
@@ -308,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "input layer's bias; floats: a frame in [0, 1]) or 'zero' (input bias 0)")
     p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
+    p.add_argument("--noise-level", type=float, metavar="SIGMA",
+                   help="a denoiser told its noise level: the sigma (0..255) of inputs that are already noisy "
+                        "(default: --add-noise's, else estimated from the image)")
     p.add_argument("--batch", type=int, default=1,
                    help="images of the same padded size simulated together (one Lava run each for lava-cpu; default 1)")
     p.add_argument("--workers", type=int, default=1,

@@ -327,6 +327,6 @@ def spiking_unet(config: UNetConfig, thresholds: Sequence[float],
     if network is None:
         with torch.device("meta"):
             core = UNetCore(config)
-        network = trace_network(core, (config.in_channels, config.multiple, config.multiple),
+        network = trace_network(core, (config.spec.input_channels, config.multiple, config.multiple),
                                 lambda _m: MultiThreshold(tuple(thresholds)), weights=False)
     return SpikingNetwork(network, config.multiple, config=config)

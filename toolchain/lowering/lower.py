@@ -27,6 +27,7 @@ def export_network(snn: SpikingNetwork, spiking: dict[str, Any], input_hw: tuple
         raise ExportError("export needs the network's task (convert it with a task spec)")
     network = snn.to_network(padded_hw(input_hw, snn.multiple))
     meta = NetworkMeta(task=spec.task, in_channels=spec.in_channels, out_channels=spec.out_channels,
+                       noise_map=True if spec.noise_map else None,
                        width=None if config is None else config.width, depth=None if config is None else config.depth,
                        multiple=snn.multiple, lowering=lowering,
                        thresholds=tuple(snn.thresholds), normalization=spiking.get("normalization"),

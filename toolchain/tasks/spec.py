@@ -1,8 +1,10 @@
 """What a network does, independent of its architecture: the task and its channel counts.
 
 Denoising networks predict the noise map (the residual: denoised = noisy - output, as this
-toolchain's own U-Net and DnCNN do) with one output channel per image channel; segmentation
-networks output one logit map per class (2 or more; the prediction is their argmax).
+toolchain's own U-Net and DnCNN do) with one output channel per image channel; a denoiser with
+``noise_map`` is told its noise level as one more input channel holding sigma / 255 everywhere
+(FFDNet's conditioning; :func:`toolchain.tasks.sampling.denoiser_input`). Segmentation networks
+output one logit map per class (2 or more; the prediction is their argmax).
 """
 from __future__ import annotations
 
@@ -23,8 +25,18 @@ class TaskSpec:
     task: Task
     in_channels: int
     out_channels: int
+    noise_map: bool = False
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the network takes: the image's, plus the noise-level channel of a conditioned denoiser."""
+        return self.in_channels + int(self.noise_map)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.noise_map, bool):
+            raise ConfigError(f"noise_map must be true or false, got {self.noise_map!r}")
+        if self.noise_map and self.task != "denoise":
+            raise ConfigError("a noise-level input channel is for denoising networks")
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         for name in ("in_channels", "out_channels"):
@@ -39,16 +51,20 @@ class TaskSpec:
                               f"{self.out_channels} != in_channels {self.in_channels}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.noise_map:
+            del out["noise_map"]          # a blind network's record, as before the noise-level input existed
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> TaskSpec:
         if not isinstance(data, Mapping):
             raise CheckpointError("task spec is not a mapping")
         names = {"task", "in_channels", "out_channels"}
-        if set(data) != names:
-            raise CheckpointError(f"task spec must have exactly the keys {sorted(names)}, got {sorted(map(str, data))}")
+        if not names <= set(data) <= names | {"noise_map"}:
+            raise CheckpointError(f"task spec must have the keys {sorted(names)} (and optionally noise_map), "
+                                  f"got {sorted(map(str, data))}")
         try:
-            return cls(**{k: data[k] for k in names})
+            return cls(**{k: data[k] for k in set(data)})
         except ConfigError as exc:
             raise CheckpointError(f"bad task spec: {exc}") from exc

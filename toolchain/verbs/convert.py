@@ -28,7 +28,7 @@ from ..frontend.capture.program import Forward, input_shape, program_forward
 from ..frontend.checkpoint import file_sha256, load_ann, save_checkpoint, snn_checkpoint
 from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
-from ..tasks.sampling import evaluate_denoise, evaluate_segment
+from ..tasks.sampling import Denoiser, denoiser_input, evaluate_denoise, evaluate_segment
 from ..tasks.spec import TaskSpec
 from ..vocab import Layout, Task
 from .source import DataSource, calibration_batch
@@ -104,7 +104,9 @@ def _crops(images: ImageSet, hw: tuple[int, int]) -> ImageSet | None:
 def ann_quality(original: Forward, converted: Forward, test: ImageSet, spec: TaskSpec, seed: int) -> dict[str, Any]:
     """The original and the converted ANN on the same images: PSNR at sigma 25, or segmentation scores."""
     if spec.task == "denoise":
-        scores = [evaluate_denoise(f, test, QUALITY_SIGMA, seed)["psnr"] for f in (original, converted)]
+        def told(forward: Forward) -> Denoiser:
+            return lambda noisy, sigma: forward(denoiser_input(noisy, sigma, spec.noise_map))
+        scores = [evaluate_denoise(told(f), test, QUALITY_SIGMA, seed)["psnr"] for f in (original, converted)]
         return {"images": len(test.images), "metric": f"psnr_sigma{QUALITY_SIGMA:g}",
                 "original": scores[0], "converted_ann": scores[1]}
     key = "f1" if spec.out_channels == 2 else "miou"
@@ -154,7 +156,8 @@ def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
         source = DataSource.from_meta(ckpt.meta, ckpt.spec)
         if settings.data is not None:
             source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
-        calibration = calibration_batch(source, settings.calibration, settings.patch or DEFAULT_PATCH, settings.seed)
+        calibration = calibration_batch(source, settings.calibration, settings.patch or DEFAULT_PATCH, settings.seed,
+                                        ckpt.spec.noise_map)
         with torch.no_grad():
             snn, spiking = convert(ann, calibration, settings.conversion)
         meta = {**ckpt.meta, "converted_from": str(settings.checkpoint)}

@@ -18,7 +18,7 @@ from ..data.patches import center_crop
 from ..errors import ConfigError
 from ..hardware import collect_activity, load_profile, profile_network, write_report
 from ..ir import QuantizedNetwork, StockNetwork, resize
-from .inputs import input_images, padded, with_noise
+from .inputs import image_channels, input_images, network_frame, noise_level, padded, with_noise
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,8 @@ def report_file(settings: ReportSettings) -> dict[str, Any]:
     if settings.reset_interval is not None or settings.reset_offset:
         raise ConfigError("`reset_interval` and `reset_offset` apply to stock netx files")
     steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
-    channels, h, w = network.input.shape
+    _, h, w = network.input.shape
+    channels = image_channels(network)
     sigma = settings.noise_sigma
     if settings.image is None:
         image = center_crop(load_photo("camera", channels), max(h, w))[:, :h, :w]
@@ -178,6 +179,8 @@ def report_file(settings: ReportSettings) -> dict[str, Any]:
             sigma = 25.0
     else:
         image = input_images(settings.image, channels)[0][1]
-    batch = padded(with_noise(image, sigma, settings.seed), int(network.meta.multiple or 1))[None]
+    noisy = with_noise(image, sigma, settings.seed)
+    level = noise_level(noisy, sigma, None, "report input") if network.meta.noise_map else None
+    batch = padded(network_frame(network, noisy, level), int(network.meta.multiple or 1))[None]
     return profile_report(resize(network, batch.shape[-2:]), batch, steps, settings.out, settings.profile,
                           settings.max_chips)

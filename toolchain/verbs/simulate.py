@@ -36,7 +36,7 @@ from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
 from ..simulators.result import SimulationResult
 from ..vocab import TARGETS, Record, Target
 from .hardware_report import ProfileChoice, report_over_run
-from .inputs import decode, input_images, padded, save_png, with_noise
+from .inputs import decode, image_channels, input_images, network_frame, noise_level, padded, save_png, with_noise
 from .simulate_stock import simulate_stock
 
 
@@ -61,6 +61,7 @@ class SimulateSettings:
     options: BackendOptions = field(default_factory=BackendOptions)
     batch: int = 1
     workers: int = 1
+    noise_level: float | None = None     # a told denoiser's sigma for inputs that are already noisy
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -130,14 +131,17 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
         raise ConfigError("`reset_interval` and `reset_offset` apply to stock netx files (this toolchain's networks "
                           "reset nothing: T steps are one inference)")
     steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
-    images = input_images(settings.inputs, network.input.shape[0])
+    images = input_images(settings.inputs, image_channels(network))
     stems = [stem for stem, _ in images]
     for stem in stems:
         if stems.count(stem) > 1:
             raise DataError(f"{settings.inputs}: several images are named {stem!r} (different suffixes); their "
                             f"outputs would go to the same folder")
     noisy_images = [with_noise(image, settings.noise_sigma, settings.seed + k) for k, (_, image) in enumerate(images)]
-    groups = _batches([padded(im, int(network.meta.multiple or 1)) for im in noisy_images], settings.batch)
+    levels = [noise_level(im, settings.noise_sigma, settings.noise_level, stem) if network.meta.noise_map else None
+              for (stem, _), im in zip(images, noisy_images)]
+    groups = _batches([padded(network_frame(network, im, level), int(network.meta.multiple or 1))
+                       for im, level in zip(noisy_images, levels)], settings.batch)
     backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
     record: Record = "counts" if settings.target == "loihi2" else "none"
     out = Path(settings.out)

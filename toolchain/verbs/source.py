@@ -89,10 +89,11 @@ def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:
     return np.random.default_rng(seed), torch.Generator().manual_seed(seed)
 
 
-def calibration_batch(source: DataSource, count: int, patch: int, seed: int) -> torch.Tensor:
-    """``count`` random training patches (noisy ones for denoising, as the network sees them)."""
+def calibration_batch(source: DataSource, count: int, patch: int, seed: int, noise_map: bool = False) -> torch.Tensor:
+    """``count`` random training patches as the network sees them (noisy ones for denoising, with the
+    noise-level channel for a told denoiser)."""
     rng, gen = seeded(seed)
     train_set, _ = source.load()
     if source.task == "segment":
         return random_fov_patches(train_set, count, patch, rng)[0]
-    return Sampler(source.task, train_set, patch, count, rng, gen)()[0]
+    return Sampler(source.task, train_set, patch, count, rng, gen, noise_map)()[0]

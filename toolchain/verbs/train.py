@@ -7,7 +7,7 @@ Each takes a frozen settings object (validated when it is made) and returns a ty
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -43,11 +43,13 @@ class TrainSettings:
     classes: int = 2
     seed: int = 0
     resume: bool = False
+    noise_map: bool = False
 
     @property
     def config(self) -> UNetConfig:
         out_channels = self.classes if self.source.task == "segment" else self.source.channels
-        return UNetConfig(self.source.task, self.source.channels, out_channels, width=self.width, depth=self.depth)
+        return UNetConfig(self.source.task, self.source.channels, out_channels, width=self.width, depth=self.depth,
+                          noise_map=self.noise_map)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -66,15 +68,22 @@ class TrainReport:
     lr: float
     final_loss: float
     run: RunStats = RunStats()
+    schedule: dict[str, Any] = field(default_factory=dict)     # Schedule.record(): cosine decay, augmentation
 
     def record(self) -> dict[str, Any]:
         """What the checkpoint's ``meta["train"]`` records (no timings: checkpoints are byte-reproducible)."""
         return {"verb": "train", "config": self.config, "seed": self.seed, "epochs": self.epochs,
                 "batches": self.batches, "batch": self.batch, "patch": self.patch, "lr": self.lr,
-                "final_loss": self.final_loss}
+                **self.schedule, "final_loss": self.final_loss}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.record(), **self.run.to_dict()}
+
+
+def _resume_keys(schedule: Schedule) -> dict[str, Any]:
+    """Schedule settings a resumed run must share (a cosine decay is laid out over the epochs given)."""
+    extra = schedule.record()
+    return {**extra, "epochs": schedule.epochs} if schedule.lr_final is not None else extra
 
 
 def train(settings: TrainSettings, progress: bool = True, log: Log | None = None) -> TrainReport:
@@ -87,16 +96,18 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> TrainReport:
         return TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
-                           s.lr, float(np.mean(losses[-20:])), run)
+                           s.lr, float(np.mean(losses[-20:])), run, s.record())
 
     run = TrainingRun(
         kind="ann", out=settings.out, source=source, schedule=s, seed=settings.seed,
         settings={"verb": "train", "config": config.to_dict(), "data": source.to_dict(), "seed": settings.seed,
-                  "batches_per_epoch": s.batches_per_epoch, "batch": s.batch, "patch": s.patch, "lr": s.lr},
+                  "batches_per_epoch": s.batches_per_epoch, "batch": s.batch, "patch": s.patch, "lr": s.lr,
+                  **_resume_keys(s)},
         model=lambda: UNet(config), forward=lambda ann: ann,
         checkpoint=lambda ann, epoch, losses: ann_checkpoint(ann, {"data": source.to_dict(),  # type: ignore[arg-type]
                                                                    "train": report(epoch, losses).record()}),
-        classes=config.out_channels, desc="train ANN", resume=settings.resume, progress=progress, log=log)
+        classes=config.out_channels, noise_map=config.noise_map, desc="train ANN", resume=settings.resume,
+        progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)
 
@@ -153,9 +164,10 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
         kind="snn", out=settings.out, source=source, schedule=s, seed=settings.seed,
         settings={"verb": "finetune", "source_sha256": file_sha256(settings.checkpoint), "steps": steps,
                   "seed": settings.seed, "batches_per_epoch": s.batches_per_epoch, "batch": s.batch,
-                  "patch": s.patch, "lr": s.lr},
+                  "patch": s.patch, "lr": s.lr, **_resume_keys(s)},
         model=lambda: snn, forward=lambda module: SpikingFlow(module, steps),  # type: ignore[arg-type]
-        checkpoint=checkpoint, steps=steps, classes=ckpt.spec.out_channels, desc=f"fine-tune (spiking flow, T={steps})",
+        checkpoint=checkpoint, steps=steps, classes=ckpt.spec.out_channels, noise_map=ckpt.spec.noise_map,
+        desc=f"fine-tune (spiking flow, T={steps})",
         resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)
