@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from toolchain.data.folder import MASK_KINDS
+from toolchain.verbs import arguments
 from toolchain.vocab import (
     ALIGN_CORNERS_REWRITES,
     LAYOUTS,
@@ -36,38 +37,6 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
 """Settings named in library messages (as `name`) and the flags that set them."""
 MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
               "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
-
-
-def _thresholds(text: str) -> tuple[float, ...]:
-    """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
-    from toolchain.errors import ConfigError
-    from toolchain.neuron.mt import default_thresholds, validate_thresholds
-    try:
-        if "," not in text and "." not in text:
-            return default_thresholds(int(text))
-        return validate_thresholds(float(v) for v in text.split(","))
-    except (ValueError, ConfigError):
-        raise argparse.ArgumentTypeError("thresholds must be a count (4) or a list (2,1,0.5,0.25), "
-                                         f"got {text!r}") from None
-
-
-def _percentile(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}") from None
-
-
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
-    return (parts[0], parts[-1])
 
 
 class Terminated(KeyboardInterrupt):
@@ -245,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Spiking-UNet", cmd_convert)
     p.add_argument("checkpoint", help="ANN checkpoint (.pt) or torch.export.save file (.pt2)")
     p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
-    p.add_argument("--percentile", type=_percentile, default=99.9, help="activation percentile or 'max' (99.9)")
-    p.add_argument("--thresholds", type=_thresholds, default=(2.0, 1.0, 0.5, 0.25),
+    p.add_argument("--percentile", type=arguments.percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--thresholds", type=arguments.thresholds, default=(2.0, 1.0, 0.5, 0.25),
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
     p.add_argument("--patch", type=int, help="calibration patch side (default 48; a .pt2's export size)")
@@ -292,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-bits", type=int, default=8, help="weight mantissa bits (default 8)")
     p.add_argument("--theta-unit", type=int, default=4096, help="smallest threshold in membrane units (default 4096)")
     p.add_argument("--steps", type=int, help="time steps T recorded in the file (default: the fine-tuning T, else 10)")
-    p.add_argument("--input-size", type=_hw, help="nominal input size N or HxW (default 64)")
+    p.add_argument("--input-size", type=arguments.height_width, help="nominal input size N or HxW (default 64)")
     p.add_argument("--strict", action="store_true", help="fail instead of saturating values that overflow")
     p.add_argument("--netx-compatible", action="store_true",
                    help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
