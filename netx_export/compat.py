@@ -53,10 +53,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from netx_export.h5image import build_image, commit, open_image
+from netx_export.h5image import create_group as _create_group
+from netx_export.h5image import put as _put
 from netx_export.stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
-from netx_export.writer import _create_file, _create_group, _put
+from netx_export.structure import add_digest
 from toolchain.errors import ExportError, NetFileError
-from toolchain.files import atomic_path
 from toolchain.ir import Accumulator, Conv, Input, MultiThreshold, QuantizedNetwork, SynapticLayer
 from toolchain.ir.limits import IMAGE_LEVELS
 from toolchain.lowering.fixed_point import Overflow, bias_value, round_half_away
@@ -262,33 +264,37 @@ def write_netx_compatible(network: QuantizedNetwork, path: str | os.PathLike[str
     report.path = target
     chain = [network[p.name] for p in report.layers]
     steps = int(network.meta.steps or 1)
-    with atomic_path(target) as tmp:
-        with _create_file(tmp) as f:
-            layers_group = _create_group(f, "layer")
-            for plan, layer in zip(report.layers, chain):
-                g = _create_group(layers_group, str(plan.index))
-                _text(g, "type", "input" if plan.index == 0 else "conv")
-                _put(g, "shape", np.array(layer.shape, dtype=np.int64))
-                _neuron(g, plan.vth)
-                if plan.index == 0:
-                    continue
-                assert plan.weight is not None and plan.bias is not None
-                _put(g, "weight", plan.weight.astype(np.float32))
-                _put(g, "bias", plan.bias.astype(np.float32))
-                _put(g, "inChannels", np.array(plan.weight.shape[1], dtype=np.int64))
-                _put(g, "outChannels", np.array(plan.weight.shape[0], dtype=np.int64))
-                _put(g, "kernelSize", np.array(plan.weight.shape[2:], dtype=np.int64))
-                assert isinstance(layer, Conv)
-                _put(g, "stride", np.array(layer.stride, dtype=np.int64))
-                _put(g, "padding", np.array(layer.padding, dtype=np.int64))
-                _put(g, "dilation", np.array([1, 1], dtype=np.int64))
-                _put(g, "groups", np.array(1, dtype=np.int64))
-            sim = _create_group(f, "simulation")
-            _put(sim, "Ts", np.array(1, dtype=np.int64))
-            _put(sim, "tSample", np.array(report.run_steps(steps), dtype=np.int64))
-        try:
-            with h5py.File(tmp, "r") as f:
-                parse_stock(f)
-        except NetFileError as exc:
-            raise ExportError(f"cannot write {target}: the stock reader refuses it: {exc}") from exc
+
+    def fill(f: h5py.File) -> None:
+        layers_group = _create_group(f, "layer")
+        for plan, layer in zip(report.layers, chain):
+            g = _create_group(layers_group, str(plan.index))
+            _text(g, "type", "input" if plan.index == 0 else "conv")
+            _put(g, "shape", np.array(layer.shape, dtype=np.int64))
+            _neuron(g, plan.vth)
+            if plan.index == 0:
+                continue
+            assert plan.weight is not None and plan.bias is not None
+            _put(g, "weight", plan.weight.astype(np.float32))
+            _put(g, "bias", plan.bias.astype(np.float32))
+            _put(g, "inChannels", np.array(plan.weight.shape[1], dtype=np.int64))
+            _put(g, "outChannels", np.array(plan.weight.shape[0], dtype=np.int64))
+            _put(g, "kernelSize", np.array(plan.weight.shape[2:], dtype=np.int64))
+            assert isinstance(layer, Conv)
+            _put(g, "stride", np.array(layer.stride, dtype=np.int64))
+            _put(g, "padding", np.array(layer.padding, dtype=np.int64))
+            _put(g, "dilation", np.array([1, 1], dtype=np.int64))
+            _put(g, "groups", np.array(1, dtype=np.int64))
+        sim = _create_group(f, "simulation")
+        _put(sim, "Ts", np.array(1, dtype=np.int64))
+        _put(sim, "tSample", np.array(report.run_steps(steps), dtype=np.int64))
+        add_digest(f)         # lava-dl's netx reads only 'layer': an extra root dataset is ignored there
+
+    image = build_image(fill)
+    try:
+        with open_image(image) as f:
+            parse_stock(f)
+    except NetFileError as exc:
+        raise ExportError(f"cannot write {target}: the stock reader refuses it: {exc}") from exc
+    commit(target, image)
     return report

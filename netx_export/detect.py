@@ -30,7 +30,7 @@ def netx_format(path: str | os.PathLike[str]) -> NetFormat:
     try:
         with h5py.File(path, "r") as f:
             keys = set(f.keys())
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SystemError) as exc:
         raise NetFileError(one_line(f"{path}: not a readable HDF5 file ({exc})")) from exc
     if keys & set(OURS) or "layer" not in keys:
         return "spiking-unet"

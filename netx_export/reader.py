@@ -1,7 +1,10 @@
 """Read and validate a ``.net`` file written by :mod:`netx_export.writer` into a quantized Network.
 
 Every problem is reported as a one-line :class:`~toolchain.errors.NetFileError` naming the file, the
-layer index (and name) and the key. The reader checks the encoding (missing keys, wrong dtypes,
+layer index (and name) and the key. Before any value is read, the file's structure is checked
+(:func:`netx_export.structure.inspect_file`: no links to other files, no external or virtual storage,
+plain datasets within size limits); after parsing, its content checksum (required from format
+version 2 on) is compared, so a damaged file is refused. The reader checks the encoding (missing keys, wrong dtypes,
 dataset shapes, keys that restate others, wiring that points forward, a format version newer than
 this toolchain's); what the network means (shapes that follow from the wiring, Loihi's ranges,
 depths and delays) is checked by the IR's one semantic pass, :func:`toolchain.ir.validate`.
@@ -41,10 +44,11 @@ from toolchain.vocab import LOWERINGS, Lowering
 
 from . import schema
 from .fields import FieldGroup, one_line
+from .structure import OURS, inspect_file, verify_digest
 
 # What h5py / numpy / json raise on corrupted input; converted to NetFileError.
 _CORRUPTION = (KeyError, TypeError, ValueError, IndexError, ArithmeticError, OSError, RuntimeError,
-               AttributeError, UnicodeError, RecursionError, MemoryError, ToolchainError)
+               AttributeError, UnicodeError, RecursionError, MemoryError, SystemError, ToolchainError)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class _Context:
     layers: list[Layer] = field(default_factory=list)
     lowering: Lowering = "compartments"
     where: str = "file"
+    version: int = 0
 
 
 def _missing(group: FieldGroup, kind: str, required: tuple[str, ...]) -> None:
@@ -202,6 +207,7 @@ def _parse(f: h5py.File, ctx: _Context) -> QuantizedNetwork:
         raise NetFileError(f"written by a newer toolchain: version {version} > {schema.FORMAT_VERSION}")
     if version < 1:
         root.fail(schema.VERSION_KEY, f"invalid format version {version}")
+    ctx.version = version
     meta_group = root.sub(schema.META_GROUP, "meta")
     meta = meta_group.json(schema.META_KEY)
     bits = meta.get("weight_bits")
@@ -231,10 +237,14 @@ def _parse(f: h5py.File, ctx: _Context) -> QuantizedNetwork:
 
 
 def parse_file(f: h5py.File) -> QuantizedNetwork:
-    """Validate an open file and build its network; NetFileError (without the file name) on any problem."""
+    """Validate an open file and build its network; NetFileError (without the file name) on any problem:
+    the structure first (nothing is read before), then every field, then the content checksum."""
     ctx = _Context()
     try:
-        return _parse(f, ctx)
+        datasets = inspect_file(f, OURS)
+        network = _parse(f, ctx)
+        verify_digest(f, datasets, required=ctx.version >= schema.CHECKSUMMED_VERSION)
+        return network
     except NetFileError:
         raise
     except _CORRUPTION as exc:

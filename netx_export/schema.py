@@ -7,6 +7,7 @@ File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
     format         str    "spiking-unet-netx"                                  *
     formatVersion  int    FORMAT_VERSION (this module)                         *
     meta/json      str    Network.meta as JSON (sort_keys)                     *
+    contentSha256  str    SHA-256 of every other dataset (netx_export.structure; version 2 on) *
     layer/<i>/     one group per layer, i = 0..L-1 in topological order
         type       str    input | conv | convT | pool | concat
         name       str    our layer name                                       *
@@ -36,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 FORMAT_NAME = "spiking-unet-netx"
-FORMAT_VERSION = 1          # the newest version this toolchain writes and reads
+FORMAT_VERSION = 2          # the newest version this toolchain writes and reads
+CHECKSUMMED_VERSION = 2     # from this version on a file must carry its content checksum (contentSha256)
 FORMAT_KEY = "format"
 VERSION_KEY = "formatVersion"
 META_GROUP = "meta"

@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from netx_export.fields import one_line
+from netx_export.structure import STOCK, inspect_file, verify_digest
 from toolchain.errors import NetFileError
 from toolchain.ir import Conv, Cuba, Dense, Flatten, Input, Layer, LayerSource, StockMeta, StockNetwork, StockSynapses
 
@@ -178,7 +179,12 @@ def _layer(group: h5py.Group, index: int, prev: Layer | None) -> Layer:
 
 
 def parse_stock(f: h5py.File, num_layers: int | None = None, path: str | None = None) -> StockNetwork:
-    """Parse an open stock netx file (see the module docstring); ``num_layers`` keeps the first ones only."""
+    """Parse an open stock netx file (see the module docstring); ``num_layers`` keeps the first ones only.
+
+    The file's structure is checked first (:func:`netx_export.structure.inspect_file`, lava-dl's rules:
+    nothing that refers to another file, every dataset within the size limits); a content checksum
+    (written by :func:`netx_export.write_netx_compatible`) is compared when the file has one."""
+    datasets = inspect_file(f, STOCK)
     if "format" in f or "formatVersion" in f:
         raise NetFileError("this is a spiking-unet-netx file, not a stock netx file: use read_network")
     if "layer" not in f or not isinstance(f["layer"], h5py.Group):
@@ -203,6 +209,7 @@ def parse_stock(f: h5py.File, num_layers: int | None = None, path: str | None = 
         layers.append(_layer(group[str(i)], i, layers[-1] if layers else None))
     simulation = {k: int(np.asarray(f["simulation"][k][()]).reshape(-1)[0]) for k in ("Ts", "tSample")
                   if "simulation" in f and k in f["simulation"]}
+    verify_digest(f, datasets, required=False)
     return StockNetwork(tuple(layers), StockMeta(simulation.get("Ts"), simulation.get("tSample"), path))
 
 
@@ -219,5 +226,6 @@ def read_netx(path: str | os.PathLike[str], num_layers: int | None = None) -> St
             return parse_stock(f, num_layers, str(path))
     except NetFileError as exc:
         raise NetFileError(one_line(f"{path}: {exc}")) from exc
-    except (KeyError, TypeError, ValueError, IndexError, OSError, AttributeError, UnicodeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, OSError, AttributeError, UnicodeError, RuntimeError,
+            MemoryError, RecursionError, SystemError) as exc:
         raise NetFileError(one_line(f"{path}: malformed stock netx file ({type(exc).__name__}: {exc})")) from exc

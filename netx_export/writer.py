@@ -1,11 +1,12 @@
 """Write a quantized :class:`~toolchain.ir.QuantizedNetwork` to a netx-style HDF5 ``.net`` file.
 
-The file is written atomically (a temporary file beside the target, renamed when complete) and
-byte-stable: the same network always gives the same bytes, so write -> read -> write reproduces
-the file exactly. Every group is created without object timestamps and with link creation order
-tracked (h5py lists keys in the order written); every dataset is created with ``track_times=False``
-and an explicit dtype. Before the rename the temporary file is read back through the reader's
-validation, so a network the reader would refuse is refused here, with :class:`ExportError`.
+The file is built in memory (:mod:`netx_export.h5image`), read back through the reader's checks
+(so a network the reader would refuse is refused here, with :class:`ExportError`), and written
+atomically (a temporary file beside the target, renamed when complete). It is byte-stable: the
+same network always gives the same bytes, so write -> read -> write reproduces the file exactly.
+Every group is created without object timestamps and with link creation order tracked (h5py lists
+keys in the order written); every dataset is created with ``track_times=False`` and an explicit
+dtype. The last dataset written is the content checksum (:mod:`netx_export.structure`).
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import h5py
 import numpy as np
 
 from netx_export import schema
+from netx_export.h5image import build_image, commit, create_group, open_image, put
 from netx_export.reader import parse_file
 from netx_export.schema import FLOAT, INT, INTS, JSON, PAIR, STR
+from netx_export.structure import add_digest
 from toolchain.errors import ExportError, NetFileError
-from toolchain.files import atomic_path
 from toolchain.ir import (
     Accumulator,
     Concat,
@@ -128,29 +130,17 @@ def layer_entries(network: QuantizedNetwork, layer: Layer) -> list[Entry]:
     return entries
 
 
-def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
-    """A group with creation-order tracking and no timestamps (h5py's create_group cannot drop them)."""
-    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-    gcpl.set_obj_track_times(False)
-    gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
-    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
-
-
-def _put(group: h5py.Group, key: str, array: np.ndarray) -> None:
-    group.create_dataset(key, data=array, dtype=array.dtype, track_times=False)
-
-
 def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, np.ndarray]]) -> None:
     """Create ``layer/<index>`` holding already-encoded entries (a neuron key opens the neuron group)."""
-    group = _create_group(layers_group, str(index))
+    group = create_group(layers_group, str(index))
     neuron: h5py.Group | None = None
     for key, array in entries:
         if key.startswith(schema.NEURON_GROUP + "/"):
             if neuron is None:
-                neuron = _create_group(group, schema.NEURON_GROUP)
-            _put(neuron, key.split("/", 1)[1], array)
+                neuron = create_group(group, schema.NEURON_GROUP)
+            put(neuron, key.split("/", 1)[1], array)
         else:
-            _put(group, key, array)
+            put(group, key, array)
 
 
 def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
@@ -165,14 +155,6 @@ def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tupl
         kind = table[key.split("/", 1)[-1]]
         encoded.append((key, _encode(kind, key, value, where)))
     return encoded
-
-
-def _create_file(path: Path) -> h5py.File:
-    """An HDF5 file whose root group tracks creation order and has no timestamps."""
-    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
-    fcpl.set_obj_track_times(False)
-    fcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
-    return h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl))
 
 
 def write_network(network: QuantizedNetwork, path: str | os.PathLike[str]) -> Path:
@@ -191,18 +173,21 @@ def write_network(network: QuantizedNetwork, path: str | os.PathLike[str]) -> Pa
         layers = [_encoded_layer(network, i, layer) for i, layer in enumerate(network.layers)]
     except ExportError as exc:
         raise ExportError(f"cannot write {target}: {exc}") from exc
-    with atomic_path(target) as tmp:
-        with _create_file(tmp) as f:
-            _put(f, schema.FORMAT_KEY, _encode(STR, schema.FORMAT_KEY, schema.FORMAT_NAME, "root"))
-            _put(f, schema.VERSION_KEY, _encode(INT, schema.VERSION_KEY, schema.FORMAT_VERSION, "root"))
-            _put(_create_group(f, schema.META_GROUP), schema.META_KEY, meta)
-            layers_group = _create_group(f, schema.LAYER_GROUP)
-            for i, entries in enumerate(layers):
-                write_layer(layers_group, i, entries)
-        try:
-            with h5py.File(tmp, "r") as f:
-                parse_file(f)
-        except NetFileError as exc:
-            raise ExportError(f"cannot write {target}: {exc}") from exc
-    return target
 
+    def fill(f: h5py.File) -> None:
+        put(f, schema.FORMAT_KEY, _encode(STR, schema.FORMAT_KEY, schema.FORMAT_NAME, "root"))
+        put(f, schema.VERSION_KEY, _encode(INT, schema.VERSION_KEY, schema.FORMAT_VERSION, "root"))
+        put(create_group(f, schema.META_GROUP), schema.META_KEY, meta)
+        layers_group = create_group(f, schema.LAYER_GROUP)
+        for i, entries in enumerate(layers):
+            write_layer(layers_group, i, entries)
+        add_digest(f)
+
+    image = build_image(fill)
+    try:
+        with open_image(image) as f:
+            parse_file(f)
+    except NetFileError as exc:
+        raise ExportError(f"cannot write {target}: {exc}") from exc
+    commit(target, image)
+    return target
