@@ -33,7 +33,7 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
          "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
          "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
          "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
-         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level"}
+         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level", "max_memory": "--max-memory"}
 """Settings named in library messages (as `name`) and the flags that set them."""
 MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
               "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
@@ -133,13 +133,18 @@ def _profile(a: argparse.Namespace) -> Any:
     return ProfileChoice(a.profile, tuple(a.set))
 
 
+def _memory(a: argparse.Namespace) -> Any:
+    from toolchain.memory import MemoryLimit
+    return MemoryLimit(a.max_memory)
+
+
 def cmd_simulate(a: argparse.Namespace) -> Any:
     from toolchain.backends import BackendOptions
     from toolchain.verbs.hardware_report import HardwareSummary
     from toolchain.verbs.simulate import SimulateSettings, simulate_file
     options = BackendOptions(timeout_s=a.timeout, reset_interval=a.reset_interval, reset_offset=a.reset_offset)
     report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
-                                            _profile(a), options, a.batch, a.workers, a.noise_level))
+                                            _profile(a), options, a.batch, a.workers, a.noise_level, _memory(a)))
     for row in report.images:
         print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
               f"on {row.backend} -> {row.out}")
@@ -151,7 +156,7 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
 def cmd_report(a: argparse.Namespace) -> Any:
     from toolchain.verbs.hardware_report import HardwareSummary, ReportSettings, report_file
     report = report_file(ReportSettings(a.network, a.out, a.input, a.steps, _profile(a), a.add_noise, a.seed,
-                                        a.max_chips, a.reset_interval, a.reset_offset))
+                                        a.max_chips, a.reset_interval, a.reset_offset, _memory(a)))
     print(HardwareSummary(**report["summary"]).describe())
     print(f"wrote {a.out}/report.json, report.md and plots")
     return report["summary"]
@@ -214,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Spiking-UNet", cmd_convert)
     p.add_argument("checkpoint", help="ANN checkpoint (.pt) or torch.export.save file (.pt2)")
     p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
-    p.add_argument("--percentile", type=arguments.percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--percentile", type=arguments.percentile, default=99.9,
+                   help="activation percentile or 'max' (99.9)")
     p.add_argument("--thresholds", type=arguments.thresholds, default=(2.0, 1.0, 0.5, 0.25),
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
@@ -267,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
                         "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
 
+    def memory_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--max-memory", type=arguments.memory_size, metavar="SIZE",
+                       help="refuse to start what needs more memory than this, estimated first (e.g. 4G; default: "
+                            "the smaller of 8G and 80%% of the available memory)")
+
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("network", help=".net file written by 'export', or a stock lava-dl netx file (detected)")
         p.add_argument("--steps", type=int,
@@ -278,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stock netx files: netx's reset_interval (one inference = R steps; neurons reset every R)")
         p.add_argument("--reset-offset", type=int, default=0, metavar="O",
                        help="stock netx files: netx's reset_offset (default 0)")
+        memory_option(p)
 
     p = verb("simulate", "run a .net file on the reference simulator, Lava's CPU simulator or the Loihi 2 profile",
              cmd_simulate)

@@ -59,3 +59,7 @@ class BackendError(ToolchainError):
     """A simulator backend failed (unknown backend, Lava deadlock or worker failure)."""
 
     exit_code = 3
+
+
+class MemoryLimitError(ToolchainError):
+    """A run would need more memory than its limit (``--max-memory``); nothing of that size was allocated."""

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import ExportError, ToolchainError
 from ..vocab import LOWERINGS
 from .limits import BIAS_EXP_MAX, BIAS_MANT_BITS, HOST_EXP_MIN, THRESHOLD_MANT_BITS, THRESHOLD_SHIFT, WEIGHT_EXP_MAX
+from .meta_checks import check_meta, check_meta_against
 from .network import NetworkMeta, QuantizedNetwork
 from .nodes import (
     Accumulator,
@@ -44,6 +45,7 @@ class NetworkChecker:
 
     def __init__(self, meta: NetworkMeta, count: int, error: type[ToolchainError] = ExportError) -> None:
         self.error, self.count = error, count
+        self.meta = meta
         self.layers: list[Layer] = []
         self.by_name: dict[str, Layer] = {}
         self.index: dict[str, int] = {}
@@ -52,6 +54,7 @@ class NetworkChecker:
             raise error(f"meta: weight_bits must be an integer in 2..8, got {bits!r}")
         if meta.lowering is not None and meta.lowering not in LOWERINGS:
             raise error(f"meta: lowering must be one of {LOWERINGS}, got {meta.lowering!r}")
+        check_meta(meta, error)
         if count < 2:
             raise error(f"a network needs an input and at least one layer, got {count} layer(s)")
         self.weight_bits = bits
@@ -77,6 +80,7 @@ class NetworkChecker:
         if not (isinstance(last, SynapticLayer) and isinstance(last.neuron, Accumulator)):
             raise self.error(f"layer {len(self.layers) - 1} ({last.name}): the last layer must be the ACC output "
                              f"accumulator")
+        check_meta_against(self.meta, self.layers[0].shape[0], last.shape[0], self.error)
 
     def fail(self, layer: Layer, key: str, message: str) -> NoReturn:
         raise self.error(f"layer {self.index[layer.name]} ({layer.name}): '{key}': {message}")

@@ -36,3 +36,13 @@ def height_width(text: str) -> tuple[int, int]:
     if len(parts) not in (1, 2) or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
     return (parts[0], parts[-1])
+
+
+def memory_size(text: str) -> int:
+    """``256M``, ``1.5G``, ``2GiB``, ``1073741824`` -> bytes (binary units)."""
+    from toolchain.errors import ConfigError
+    from toolchain.memory import parse_size
+    try:
+        return parse_size(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,6 +18,8 @@ from ..data.patches import center_crop
 from ..errors import ConfigError
 from ..hardware import collect_activity, load_profile, profile_network, write_report
 from ..ir import QuantizedNetwork, StockNetwork, resize
+from ..memory import MemoryLimit
+from ..simulators.footprint import simulation_bytes
 from .inputs import image_channels, input_images, network_frame, noise_level, padded, with_noise
 
 
@@ -137,6 +139,7 @@ class ReportSettings:
     max_chips: int | None = None
     reset_interval: int | None = None
     reset_offset: int = 0
+    memory: MemoryLimit = MemoryLimit()
 
     def __post_init__(self) -> None:
         if self.steps is not None:
@@ -153,6 +156,8 @@ def _report_stock(network: StockNetwork, settings: ReportSettings) -> dict[str, 
     if settings.image is None:
         raise ConfigError("a stock netx network needs an input: an image, a .npy frame or 'zero' (input bias 0)")
     sched = schedule(network, settings.steps, settings.reset_interval, settings.reset_offset)
+    settings.memory.check(simulation_bytes(network, 1, sched.steps), f"{settings.network}: simulating it for "
+                                                                      f"{sched.steps} steps")
     frame = stock_frames(settings.image, network, settings.noise_sigma, settings.seed)[0]
     trace, _ = run_frame(network, frame, sched, "reference", BackendOptions())
     report = profile_stock(network, trace, hw, sched.window, max_chips=settings.max_chips,
@@ -182,5 +187,8 @@ def report_file(settings: ReportSettings) -> dict[str, Any]:
     noisy = with_noise(image, sigma, settings.seed)
     level = noise_level(noisy, sigma, None, "report input") if network.meta.noise_map else None
     batch = padded(network_frame(network, noisy, level), int(network.meta.multiple or 1))[None]
-    return profile_report(resize(network, batch.shape[-2:]), batch, steps, settings.out, settings.profile,
-                          settings.max_chips)
+    sized = resize(network, batch.shape[-2:])
+    settings.memory.check(simulation_bytes(sized, 1, steps, "counts"), f"{settings.network}: simulating it on an "
+                                                                        f"image padded to {batch.shape[-2]}x"
+                                                                        f"{batch.shape[-1]}")
+    return profile_report(sized, batch, steps, settings.out, settings.profile, settings.max_chips)

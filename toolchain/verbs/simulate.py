@@ -33,6 +33,8 @@ from ..errors import ConfigError, DataError
 from ..files import atomic_path, write_json
 from ..hardware import Activity
 from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
+from ..memory import MemoryLimit
+from ..simulators.footprint import simulation_bytes
 from ..simulators.result import SimulationResult
 from ..vocab import TARGETS, Record, Target
 from .hardware_report import ProfileChoice, report_over_run
@@ -48,6 +50,7 @@ class SimulateSettings:
     per batch for lava-cpu; every per-image figure is what a run of that image alone gives).
     ``workers``: a pool of that many forked processes runs the batches (one torch thread each), for
     the reference and loihi2 targets. Image k's noise comes from seed + k whatever the batching.
+    ``memory``: the estimated memory of the largest batch (times the workers) must be within it.
     """
 
     network: str | os.PathLike[str]
@@ -62,6 +65,7 @@ class SimulateSettings:
     batch: int = 1
     workers: int = 1
     noise_level: float | None = None     # a told denoiser's sigma for inputs that are already noisy
+    memory: MemoryLimit = MemoryLimit()  # checked against the simulation's estimate before it starts
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -123,8 +127,8 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
     hw = settings.profile.load() if settings.target == "loihi2" else None   # a bad profile fails before any output
     if isinstance(network, StockNetwork):
         stock_rows = simulate_stock(network, str(settings.inputs), str(settings.out), settings.target, settings.steps,
-                              settings.noise_sigma, settings.seed, hw, settings.options, settings.batch,
-                              settings.workers)
+                                    settings.noise_sigma, settings.seed, hw, settings.options, settings.batch,
+                                    settings.workers, settings.memory, str(settings.network))
         return SimulateReport(str(settings.network), settings.target, settings.batch, settings.workers,
                               [ImageRun(**row) for row in stock_rows])
     if settings.options.reset_interval is not None or settings.options.reset_offset:
@@ -142,8 +146,10 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
               for (stem, _), im in zip(images, noisy_images)]
     groups = _batches([padded(network_frame(network, im, level), int(network.meta.multiple or 1))
                        for im, level in zip(noisy_images, levels)], settings.batch)
-    backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
     record: Record = "counts" if settings.target == "loihi2" else "none"
+    check_memory(network, groups, steps, record, min(settings.workers, len(groups)), settings.memory,
+                 str(settings.network))
+    backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
     out = Path(settings.out)
     rows: dict[int, ImageRun] = {}
     bar = tqdm(total=len(images), desc=f"simulate ({settings.target})", disable=len(images) < 2)
@@ -164,6 +170,19 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
     bar.close()
     return SimulateReport(str(settings.network), settings.target, settings.batch, settings.workers,
                           [rows[k] for k in sorted(rows)])
+
+
+def check_memory(network: QuantizedNetwork, groups: list[Group], steps: int, record: Record, concurrent: int,
+                 memory: MemoryLimit, name: str) -> None:
+    """The largest batch's estimated memory (times the batches run at once) within ``memory``."""
+    need, shape = 0, (0, 0)
+    for indices, stacked in groups:
+        size = simulation_bytes(resize(network, stacked.shape[-2:]), len(indices), steps, record)
+        if size > need:
+            need, shape = size, stacked.shape[-2:]
+    count = max(len(indices) for indices, _ in groups) if groups else 0
+    memory.check(need * concurrent, f"{name}: simulating it on {count} image(s) padded to {shape[0]}x{shape[1]}"
+                 + (f" in {concurrent} workers at once" if concurrent > 1 else ""))
 
 
 def _write_outputs(target: Path, stem: str, backend: str, network: QuantizedNetwork, result: SimulationResult,

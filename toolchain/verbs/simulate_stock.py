@@ -26,6 +26,8 @@ from ..files import atomic_path, write_json
 from ..hardware import profile_stock, write_report
 from ..hardware.profile import Profile
 from ..ir import StockNetwork
+from ..memory import MemoryLimit
+from ..simulators.footprint import simulation_bytes
 from ..simulators.physical import PhysicalResult
 from .inputs import save_png
 from .stock_inputs import Frame, StockSchedule, schedule, stock_frames
@@ -77,12 +79,14 @@ def write_frame_outputs(target: Path, network: StockNetwork, frame: Frame, trace
 
 def simulate_stock(network: StockNetwork, inputs: str, out: str, target: str, steps: int | None,
                    noise_sigma: float | None, seed: int, profile: Profile | None, options: BackendOptions,
-                   batch: int, workers: int) -> list[dict[str, Any]]:
+                   batch: int, workers: int, memory: MemoryLimit = MemoryLimit(),
+                   name: str = "the network") -> list[dict[str, Any]]:
     """Run every frame and write its outputs (and, for ``loihi2``, its hardware report); one row per frame."""
     if batch != 1 or workers != 1:
         raise ConfigError("`batch` and `workers` apply to this toolchain's networks; a stock netx file runs one "
                           "frame at a time")
     sched = schedule(network, steps, options.reset_interval, options.reset_offset)
+    memory.check(simulation_bytes(network, 1, sched.steps), f"{name}: simulating it for {sched.steps} steps")
     frames = stock_frames(inputs, network, noise_sigma, seed)
     stems = [f.stem for f in frames]
     for stem in stems:
