@@ -175,7 +175,8 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
 def check_memory(network: QuantizedNetwork, groups: list[Group], steps: int, record: Record, concurrent: int,
                  memory: MemoryLimit, name: str) -> None:
     """The largest batch's estimated memory (times the batches run at once) within ``memory``."""
-    need, shape = 0, (0, 0)
+    need = 0
+    shape: tuple[int, ...] = (0, 0)
     for indices, stacked in groups:
         size = simulation_bytes(resize(network, stacked.shape[-2:]), len(indices), steps, record)
         if size > need:
