@@ -9,10 +9,7 @@ under `torchrun --nproc_per_node N cli.py train ...` they run data-parallel.
 from __future__ import annotations
 
 import argparse
-import re
-import signal
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,14 +34,6 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
 """Settings named in library messages (as `name`) and the flags that set them."""
 MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
               "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, turned into the same clean exit as Ctrl-C (temporary files removed, Lava stopped)."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
 
 
 def _main_rank() -> bool:
@@ -101,8 +90,8 @@ def cmd_convert(a: argparse.Namespace) -> Any:
 
 def cmd_finetune(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
-    report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume),
-                                 log=_say)
+    report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume,
+                                                  a.data, a.layout, a.masks), log=_say)
     _say(f"fine-tuned at T={a.steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
@@ -181,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    def data_options(p: argparse.ArgumentParser, helptext: str) -> None:
+        p.add_argument("--data", metavar="DIR", help=helptext)
+        p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+        p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+
     def training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
         p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
         p.add_argument("--batches-per-epoch", type=int, default=100, help="batches per epoch (default 100)")
@@ -225,10 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
     p.add_argument("--patch", type=int, help="calibration patch side (default 48; a .pt2's export size)")
-    p.add_argument("--data", metavar="DIR", help="calibration (and test) images from this dataset folder instead of "
-                                                 "the checkpoint's or the embedded photos")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
-    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+    data_options(p, "calibration (and test) images from this dataset folder (default: the embedded photos; a "
+                    "folder the checkpoint records is read only when named here)")
     p.add_argument("--task", choices=TASKS, help=".pt2: what the network does (a denoiser predicts the noise map)")
     p.add_argument("--channels", type=int, help=".pt2: image channels (checked against the program)")
     p.add_argument("--classes", type=int, help=".pt2 segmentation: classes (checked against the program)")
@@ -246,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt)")
     p.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    data_options(p, "training images from this dataset folder (default: the embedded photos; a folder the "
+                    "checkpoint records is read only when named here)")
     p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
     training_options(p, epochs=3, lr=1e-4, batch=8)
 
@@ -254,10 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="time steps T for an SNN (default 10)")
     p.add_argument("--sigma", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="noise levels (0..255)")
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
-    p.add_argument("--data", metavar="DIR",
-                   help="evaluate on this dataset folder instead of the checkpoint's test split")
-    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
-    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+    data_options(p, "evaluate on this dataset folder's test split (default: the embedded photos; a folder the "
+                    "checkpoint records is read only when named here)")
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
@@ -323,39 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from toolchain.errors import ToolchainError
-    previous = _install_sigterm()
-    shown = warnings.showwarning
-    warnings.showwarning = _show_warning
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")       # each distinct warning once
-            report = args.handler(args)
-        _emit(report, args.json)
-    except ToolchainError as exc:
-        _stderr_line(f"error: {_flags(' '.join(str(exc).splitlines()))}")
-        return exc.exit_code
-    except Terminated:
-        _stderr_line("terminated: no partial output was left behind")
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        _stderr_line("interrupted: no partial output was left behind")
-        return 130
-    finally:
-        warnings.showwarning = shown
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return 0
+    """Run one verb; the exit code (0, or after exactly one error / interrupted / terminated line on stderr)."""
+    from toolchain.verbs.ending import run_verb
+    args = build_parser().parse_args(argv)
 
-
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """The toolchain's own warnings as one ``warning:`` line; others are not the user's business."""
-    from toolchain.errors import ToolchainWarning
-    if issubclass(category, ToolchainWarning) and _main_rank():
-        _stderr_line(f"warning: {_flags(' '.join(str(message).splitlines()))}")
+    def work() -> None:
+        _emit(args.handler(args), args.json)
+    return run_verb(work, FLAGS, _main_rank)
 
 
 def _emit(report: Any, json_path: str | None) -> None:
@@ -363,27 +329,6 @@ def _emit(report: Any, json_path: str | None) -> None:
     if json_path and _main_rank():
         write_json(json_path, report if isinstance(report, dict) else report.to_dict())
         print(f"wrote {json_path}")
-
-
-def _flags(message: str) -> str:
-    """Library messages name settings as `name`; on the command line they are flags."""
-    return re.sub(r"`(\w+)`", lambda m: FLAGS.get(m.group(1), m.group(1)), message)
-
-
-def _stderr_line(text: str) -> None:
-    """One line in a single write: lines of several processes (torchrun ranks) never interleave."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
-def _install_sigterm() -> Any:
-    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) while a verb runs, so a kill takes the
-    same clean path as Ctrl-C: atomic writes drop their temporary files, the lava-cpu backend kills
-    its worker group, a torchrun rank leaves its process group. Returns the handler to restore."""
-    try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:          # not the main thread (cli.main called from a thread): leave it alone
-        return None
 
 
 def run() -> None:

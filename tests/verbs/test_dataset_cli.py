@@ -1,4 +1,5 @@
-"""Paper datasets from a user folder through the CLI: the layout is detected, recorded and used."""
+"""Paper datasets from a user folder through the CLI: the layout is detected, recorded and used (the folder
+itself only when the user names it again: a path inside a file is never opened on its own)."""
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ def test_bsd68_layout_is_detected_recorded_and_evaluated(tmp_path):
     assert data["layout"] == "bsd68" and data["root"] == str(root)
 
     report = tmp_path / "r.json"
-    assert cli.main(["evaluate", str(ann), "--sigma", "25", "--crop", "0", "--json", str(report)]) == 0
+    assert cli.main(["evaluate", str(ann), "--sigma", "25", "--crop", "0", "--json", str(report)]) == 2
+    assert cli.main(["evaluate", str(ann), "--data", str(root), "--sigma", "25", "--crop", "0", "--json",
+                     str(report)]) == 0
     images = [row["image"] for row in json.loads(report.read_text())["denoise"][0]["images"]]
     assert images == ["test001", "test002"]
 

@@ -25,18 +25,17 @@ Version 2 holds an SNN of any other architecture (a network converted with
 :mod:`toolchain.ir.structure`; the state_dict's keys are the layer names (``<layer>.weight``,
 ``<layer>.bias``, ``<layer>.scale`` for pools). Files of this toolchain's U-Net stay version 1.
 
-Loading never runs code (``weights_only=True``) and checks every field before anything is built:
-the architecture's keys and shapes are compared on the meta device, so a file that claims a huge
-architecture fails without allocating it.
+Loading never runs code (``weights_only=True``) and checks every field before anything is built
+(:mod:`toolchain.frontend.checkpoint_file`): the zip container and its CRCs, then the layout of every
+tensor (a dense view inside its storage), then the architecture's keys and shapes (compared on the
+meta device, so a file that claims a huge architecture fails without allocating it), and only then
+the values (NaN / inf). Metadata must be plain data of bounded depth and size.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import re
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,7 @@ from toolchain.frontend.architecture import (
     parse_config,
     parse_graph,
 )
+from toolchain.frontend.checkpoint_file import check_plain, check_spiking, load_payload
 from toolchain.frontend.snn import SpikingNetwork, spiking_unet
 from toolchain.frontend.unet import UNet, UNetConfig
 from toolchain.ir import FloatNetwork, MultiThreshold
@@ -147,17 +147,7 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")       # e.g. "storage is not writable": noise for a user
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"unsupported GLOBAL [\w.]+|Unsupported global: [\w. ]+|Unsupported operand \d+", str(exc))
-        reason = found.group(0).strip() if found else "not a plain dictionary of tensors"
-        raise CheckpointError(f"{path}: refused to load: it is not a plain weights file and would run code "
-                              f"or build objects ({reason[:120]})") from exc
-    except Exception as exc:   # torch.load on foreign or damaged bytes raises many types; none is ours
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from exc
+    payload = load_payload(path)      # container, torch.load(weights_only=True), every tensor's layout
     if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
         raise CheckpointError(f"{path}: a plain state_dict, not a {FORMAT} file: wrap it for this toolchain's "
                               f"U-Net with toolchain.frontend.checkpoint.wrap_state_dict, or save any other model "
@@ -177,8 +167,6 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"{path}: state_dict is missing or not a mapping of tensors")
-    for name, tensor in state.items():
-        _check_tensor(path, name, tensor)
     config: UNetConfig | None = None
     graph: GraphArchitecture | None = None
     if version == VERSION:
@@ -188,16 +176,17 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
         raise CheckpointError(f"{path}: a version {GRAPH_VERSION} (layer graph) checkpoint holds an SNN, not {kind}")
     else:
         graph = parse_graph(path, payload.get("spec"), payload.get("graph"), state)
+    for name, tensor in state.items():          # values only now: keys, shapes and layouts are checked
+        _check_tensor(path, name, tensor)
     spiking = payload.get("spiking") or {}
     meta = payload.get("meta") or {}
     if not isinstance(spiking, dict) or not isinstance(meta, dict):
         raise CheckpointError(f"{path}: 'spiking' and 'meta' must be mappings")
-    thresholds = spiking.get("thresholds")
-    if thresholds is not None and (not isinstance(thresholds, (list, tuple))
-                                   or not all(_is(t, int) or _is(t, float) for t in thresholds)):
-        raise CheckpointError(f"{path}: spiking thresholds must be a list of numbers, got {_show(thresholds)}")
+    check_plain(path, meta, "meta")
+    check_spiking(path, spiking)
     training_state = payload.get("training_state")
     if training_state is not None:
+        check_plain(path, training_state, "training_state", tensors=True)
         check_training_state(path, training_state)
     return Checkpoint(kind=kind, config=config, state_dict=state, spiking=spiking, meta=meta,
                       training_state=training_state, graph=graph)

@@ -153,9 +153,8 @@ def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
         snn, spiking, meta = _convert_program(settings)
     else:
         ann, ckpt = load_ann(settings.checkpoint)
-        source = DataSource.from_meta(ckpt.meta, ckpt.spec)
-        if settings.data is not None:
-            source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
+        source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
+                                           settings.masks)
         calibration = calibration_batch(source, settings.calibration, settings.patch or DEFAULT_PATCH, settings.seed,
                                         ckpt.spec.noise_map)
         with torch.no_grad():

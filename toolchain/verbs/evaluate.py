@@ -102,9 +102,8 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
 def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(settings.checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
-    if settings.data is not None:
-        source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
+    source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
+                                       settings.masks)
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)
     return EvaluationReport(report.model, report.task, report.steps, report.denoise, report.segmentation,
                             checkpoint=str(Path(settings.checkpoint)))

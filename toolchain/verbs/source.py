@@ -1,8 +1,10 @@
 """Where a task's images come from: the embedded photos or a user's dataset folder."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,7 @@ from ..data import embedded, readers
 from ..data.embedded import ImageSet
 from ..data.folder import MASK_KINDS, MaskKind
 from ..data.readers import random_fov_patches
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError
 from ..tasks.sampling import Sampler
 from ..tasks.spec import TaskSpec
 from ..vocab import LAYOUTS, Layout, Task
@@ -78,9 +80,46 @@ class DataSource:
         return out
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any], spec: TaskSpec) -> DataSource:
-        data = meta.get("data") or {}
-        return cls(spec.task, spec.in_channels, data.get("root"), data.get("layout"), data.get("masks") or "auto")
+    def for_checkpoint(cls, path: str | os.PathLike[str], meta: Mapping[str, Any], spec: TaskSpec,
+                       data: str | None = None, layout: Layout = "auto", masks: MaskKind = "auto") -> DataSource:
+        """The data a verb reads for a checkpoint: ``data`` if the user names a folder (read in the recorded
+        layout when it is the recorded folder and ``layout`` is auto), the embedded photos if the
+        checkpoint records none; a folder recorded inside the file is never read unless the user names it
+        (ConfigError naming the folder and `data`)."""
+        root, recorded_layout, recorded_masks = recorded_data(path, meta)
+        if data is not None:
+            if root is not None and layout == "auto" and masks == "auto" and _same_folder(root, data):
+                return cls(spec.task, spec.in_channels, data, recorded_layout, recorded_masks).resolved()
+            return cls(spec.task, spec.in_channels, data, layout, masks).resolved()
+        if root is not None:
+            raise ConfigError(f"{path}: trained on the data folder {root!r} (recorded in the checkpoint); a folder "
+                              f"named inside a file is read only when you name it: give it (or another folder) "
+                              f"with `data`")
+        return cls(spec.task, spec.in_channels)
+
+
+def recorded_data(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> tuple[str | None, Any, Any]:
+    """(root, layout, masks) a checkpoint's ``meta["data"]`` records, each of its type (CheckpointError if not)."""
+    data = meta.get("data") or {}
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{path}: meta data must be a mapping, got {type(data).__name__}")
+    root, layout, masks = data.get("root"), data.get("layout"), data.get("masks") or "auto"
+    if root is not None and (not isinstance(root, str) or not root or "\0" in root):
+        raise CheckpointError(f"{path}: meta data root must be a folder name, got {type(root).__name__}")
+    if layout is not None and (not isinstance(layout, str) or layout not in LAYOUTS):
+        raise CheckpointError(f"{path}: meta data layout must be one of {', '.join(LAYOUTS)}, got "
+                              f"{str(layout)[:40]!r}")
+    if not isinstance(masks, str) or masks not in MASK_KINDS:
+        raise CheckpointError(f"{path}: meta data masks must be one of {', '.join(MASK_KINDS)}, got "
+                              f"{str(masks)[:40]!r}")
+    return root, layout, masks
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def seeded(seed: int) -> tuple[np.random.Generator, torch.Generator]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..checks import check_steps
+from ..data.folder import MaskKind
 from ..errors import ConfigError
 from ..frontend.checkpoint import (
     Checkpoint,
@@ -25,6 +26,7 @@ from ..frontend.checkpoint import (
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
 from ..frontend.unet import UNet, UNetConfig
+from ..vocab import Layout
 from .runs import Log, RunStats, Schedule, TrainingRun
 from .source import DataSource
 
@@ -122,6 +124,9 @@ class FinetuneSettings:
     schedule: Schedule
     seed: int = 0
     resume: bool = False
+    data: str | None = None           # the training images (default: the embedded photos; a folder the
+    layout: Layout = "auto"           # checkpoint records is read only when named here)
+    masks: MaskKind = "auto"
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
@@ -149,7 +154,8 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     """Fine-tune a converted SNN, saving a resumable checkpoint after every epoch (as :func:`train`)."""
     snn, ckpt = load_snn(settings.checkpoint)
     s, steps = settings.schedule, settings.steps
-    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
+    source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
+                                       settings.masks)
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:
