@@ -320,8 +320,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> None:
+        _check_outputs(args)
         _emit(args.handler(args), args.json)
     return run_verb(work, FLAGS, _main_rank)
+
+
+def _check_outputs(a: argparse.Namespace) -> None:
+    """Outputs where they can be written, none of them one of the verb's inputs (before any work)."""
+    from toolchain.files import check_outputs
+    names = vars(a)
+    folder_verb = a.verb in ("simulate", "report")
+    files = [names[k] for k in ("output", "json") if names.get(k)] + ([a.out] if not folder_verb and
+                                                                      names.get("out") else [])
+    folders = [names[k] for k in ("out_dir",) if names.get(k)] + ([a.out] if folder_verb else [])
+    inputs = [names[k] for k in ("checkpoint", "network", "input", "data") if names.get(k) and names[k] != "zero"]
+    check_outputs(files, folders, inputs)
 
 
 def _emit(report: Any, json_path: str | None) -> None:

@@ -63,3 +63,8 @@ class BackendError(ToolchainError):
 
 class MemoryLimitError(ToolchainError):
     """A run would need more memory than its limit (``--max-memory``); nothing of that size was allocated."""
+
+
+class OutputError(ToolchainError):
+    """An output cannot be written where it was asked for (a folder or file in the way, no permission, a full
+    disk, another run writing the same folder, or it would overwrite one of the verb's inputs)."""

@@ -198,7 +198,8 @@ def test_12_recorded_data_folder_is_not_read_unless_named(capsys, files, tmp_pat
         return checkpoint_with(src, tmp_path / name, lambda p: p["meta"].update(
             data={"task": "denoise", "channels": 1, "root": str(elsewhere), "layout": "folder"}))
     ck, snn = recording(files["ann"], "named.pt"), recording(files["snn"], "named_snn.pt")
-    for argv in (["convert", ck, *CONVERT, "--out", tmp_path / "c.pt"], ["evaluate", ck, "--sigma", "25", "--crop", "32"],
+    for argv in (["convert", ck, *CONVERT, "--out", tmp_path / "c.pt"],
+                 ["evaluate", ck, "--sigma", "25", "--crop", "32"],
                  ["finetune", snn, "--out", tmp_path / "f.pt", "--epochs", "1", "--batches-per-epoch", "1"]):
         capsys.readouterr()
         rc = cli.main([str(a) for a in argv])

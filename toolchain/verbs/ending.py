@@ -10,7 +10,6 @@ traceback. Library messages name settings as `name`; :func:`flags` turns them in
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import signal
@@ -20,14 +19,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ToolchainError, ToolchainWarning
+from ..files import os_reason
 
 INTERNAL_EXIT = 1
 RESOURCE_EXIT = 2
-_REASONS = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large (a file size limit)",
-            errno.EDQUOT: "disk quota exceeded", errno.EROFS: "a read-only file system",
-            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-            errno.EISDIR: "is a folder", errno.ENOTDIR: "a part of the path is not a folder",
-            errno.EEXIST: "exists and is in the way", errno.ENAMETOOLONG: "name too long"}
 _OUT_OF_MEMORY = re.compile(r"can't allocate memory|DefaultCPUAllocator|out of memory|Cannot allocate memory",
                             re.IGNORECASE)
 
@@ -62,7 +57,7 @@ def flags(message: str, names: Mapping[str, str]) -> str:
 
 def os_error_line(exc: OSError) -> str:
     """One line for a file that cannot be read or written: the file and the reason."""
-    reason = _REASONS.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    reason = os_reason(exc)
     where = exc.filename if exc.filename is not None else ""
     other = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
     return f"{where}{other}: {reason}" if where else reason

@@ -16,6 +16,7 @@ from ..checks import check_steps
 from ..data.embedded import load_photo
 from ..data.patches import center_crop
 from ..errors import ConfigError
+from ..files import output_folder
 from ..hardware import collect_activity, load_profile, profile_network, write_report
 from ..ir import QuantizedNetwork, StockNetwork, resize
 from ..memory import MemoryLimit
@@ -163,7 +164,8 @@ def _report_stock(network: StockNetwork, settings: ReportSettings) -> dict[str, 
     report = profile_stock(network, trace, hw, sched.window, max_chips=settings.max_chips,
                            settings=run_settings(sched, frame))
     report["summary"] = summary_of(report)
-    write_report(report, settings.out)
+    with output_folder(settings.out) as staged:
+        write_report(report, staged)
     return report
 
 
@@ -191,4 +193,5 @@ def report_file(settings: ReportSettings) -> dict[str, Any]:
     settings.memory.check(simulation_bytes(sized, 1, steps, "counts"), f"{settings.network}: simulating it on an "
                                                                         f"image padded to {batch.shape[-2]}x"
                                                                         f"{batch.shape[-1]}")
-    return profile_report(sized, batch, steps, settings.out, settings.profile, settings.max_chips)
+    with output_folder(settings.out) as staged:       # locked now: a second run into it is refused at once
+        return profile_report(sized, batch, steps, staged, settings.profile, settings.max_chips)

@@ -17,7 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from netx_export import read_any
 from ..backends import BackendOptions, SimulatorBackend, get_backend
 from ..checks import check_steps, positive_int
 from ..errors import ConfigError, DataError
-from ..files import atomic_path, write_json
+from ..files import atomic_path, output_folder, safe_name, write_json
 from ..hardware import Activity
 from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
 from ..memory import MemoryLimit
@@ -135,12 +135,12 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
         raise ConfigError("`reset_interval` and `reset_offset` apply to stock netx files (this toolchain's networks "
                           "reset nothing: T steps are one inference)")
     steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
-    images = input_images(settings.inputs, image_channels(network))
+    images = [(safe_name(stem), image) for stem, image in input_images(settings.inputs, image_channels(network))]
     stems = [stem for stem, _ in images]
     for stem in stems:
         if stems.count(stem) > 1:
-            raise DataError(f"{settings.inputs}: several images are named {stem!r} (different suffixes); their "
-                            f"outputs would go to the same folder")
+            raise DataError(f"{settings.inputs}: several images are named {stem!r} (different suffixes, or names "
+                            f"that differ in a leading dot or a separator); their outputs would go to the same folder")
     noisy_images = [with_noise(image, settings.noise_sigma, settings.seed + k) for k, (_, image) in enumerate(images)]
     levels = [noise_level(im, settings.noise_sigma, settings.noise_level, stem) if network.meta.noise_map else None
               for (stem, _), im in zip(images, noisy_images)]
@@ -152,22 +152,23 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
     backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
     out = Path(settings.out)
     rows: dict[int, ImageRun] = {}
-    bar = tqdm(total=len(images), desc=f"simulate ({settings.target})", disable=len(images) < 2)
-    with contextlib.closing(_run_groups(backend, network, groups, steps, record, settings.workers)) as runs:
+    with output_folder(out) as staged, tqdm(total=len(images), desc=f"simulate ({settings.target})",
+                                            disable=len(images) < 2) as bar, \
+            contextlib.closing(_run_groups(backend, network, groups, steps, record, settings.workers)) as runs:
         for indices, stacked, result, seconds in runs:
             sized = resize(network, stacked.shape[-2:])
             for i, k in enumerate(indices):
                 stem = images[k][0]
-                target = out if len(images) == 1 else out / stem
+                target = staged if len(images) == 1 else staged / stem
                 item = result.item(i)
                 report = None
                 if hw is not None:
                     report = report_over_run(sized, item, Activity.from_result(sized, item), steps, target,
                                              hw)["summary"]
-                rows[k] = _write_outputs(target, stem, settings.target, sized, item, noisy_images[k],
-                                         seconds / len(indices), report)
+                row = _write_outputs(target, stem, settings.target, sized, item, noisy_images[k],
+                                     seconds / len(indices), report)
+                rows[k] = replace(row, out=str(out if len(images) == 1 else out / stem))
                 bar.update(1)
-    bar.close()
     return SimulateReport(str(settings.network), settings.target, settings.batch, settings.workers,
                           [rows[k] for k in sorted(rows)])
 

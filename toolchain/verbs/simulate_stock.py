@@ -22,7 +22,7 @@ import numpy as np
 
 from ..backends import BackendOptions, get_backend
 from ..errors import ConfigError
-from ..files import atomic_path, write_json
+from ..files import atomic_path, output_folder, safe_name, write_json
 from ..hardware import profile_stock, write_report
 from ..hardware.profile import Profile
 from ..ir import StockNetwork
@@ -88,23 +88,25 @@ def simulate_stock(network: StockNetwork, inputs: str, out: str, target: str, st
     sched = schedule(network, steps, options.reset_interval, options.reset_offset)
     memory.check(simulation_bytes(network, 1, sched.steps), f"{name}: simulating it for {sched.steps} steps")
     frames = stock_frames(inputs, network, noise_sigma, seed)
-    stems = [f.stem for f in frames]
+    stems = [safe_name(f.stem) for f in frames]
     for stem in stems:
         if stems.count(stem) > 1:
             raise ConfigError(f"{inputs}: several frames are named {stem!r}; their outputs would go to one folder")
     rows = []
-    for frame in frames:
-        folder = Path(out) if len(frames) == 1 else Path(out) / frame.stem
-        trace, seconds = run_frame(network, frame, sched, target, options)
-        spikes = write_frame_outputs(folder, network, frame, trace, sched, target, seconds)
-        report = None
-        if profile is not None:
-            full = profile_stock(network, trace, profile, sched.window, settings=run_settings(sched, frame))
-            full["summary"] = summary_of(full)
-            write_report(full, folder)
-            report = full["summary"]
-        rows.append({"image": frame.stem, "backend": target, "steps": sched.steps, "wall_time_s": seconds,
-                     "spikes": spikes["total"], "out": str(folder), "report": report})
+    with output_folder(out) as staged:
+        for frame, stem in zip(frames, stems):
+            folder = staged if len(frames) == 1 else staged / stem
+            trace, seconds = run_frame(network, frame, sched, target, options)
+            spikes = write_frame_outputs(folder, network, frame, trace, sched, target, seconds)
+            report = None
+            if profile is not None:
+                full = profile_stock(network, trace, profile, sched.window, settings=run_settings(sched, frame))
+                full["summary"] = summary_of(full)
+                write_report(full, folder)
+                report = full["summary"]
+            final = Path(out) if len(frames) == 1 else Path(out) / stem
+            rows.append({"image": frame.stem, "backend": target, "steps": sched.steps, "wall_time_s": seconds,
+                         "spikes": spikes["total"], "out": str(final), "report": report})
     return rows
 
 
