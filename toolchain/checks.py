@@ -38,3 +38,10 @@ def short_repr(value: object) -> str:
     text = f"a tensor of shape {tuple(shape)}" if shape is not None and not isinstance(value, str) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def noise_sigma(name: str, value: object) -> float:
+    """A noise level on the 0..255 scale: a finite number >= 0."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{name} must be a finite noise level >= 0 (0..255 scale), got {value!r}")
+    return float(value)

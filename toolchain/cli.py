@@ -30,7 +30,8 @@ FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "st
          "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
          "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
          "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
-         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level", "max_memory": "--max-memory"}
+         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level", "max_memory": "--max-memory",
+         "sigma": "--sigma", "crop": "--crop", "max_chips": "--max-chips", "lr": "--lr"}
 """Settings named in library messages (as `name`) and the flags that set them."""
 MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
               "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
@@ -55,7 +56,7 @@ def _schedule(a: argparse.Namespace) -> Any:
 def cmd_train(a: argparse.Namespace) -> Any:
     from toolchain.verbs.source import DataSource
     from toolchain.verbs.train import TrainSettings, train
-    source = DataSource(a.task, a.channels, a.data, a.layout, a.masks).resolved()
+    source = DataSource(a.task, a.channels, a.data, a.layout, a.masks, _memory(a)).resolved()
     report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume,
                                  a.noise_map), log=_say)
     _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.run.seconds:.0f} s, "
@@ -70,7 +71,7 @@ def cmd_convert(a: argparse.Namespace) -> Any:
     report = convert_checkpoint(ConvertSettings(
         a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds), a.calibration, a.patch, a.seed,
         a.data, a.layout, a.masks, a.task, a.channels, a.classes,
-        CaptureOptions(a.maxpool, a.linear, a.align_corners)))
+        CaptureOptions(a.maxpool, a.linear, a.align_corners), _memory(a)))
     capture = report.capture
     if capture is not None:
         kinds = sorted({r["kind"] for r in capture["rewrites"]})
@@ -91,7 +92,7 @@ def cmd_convert(a: argparse.Namespace) -> Any:
 def cmd_finetune(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
     report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume,
-                                                  a.data, a.layout, a.masks), log=_say)
+                                                  a.data, a.layout, a.masks, _memory(a)), log=_say)
     _say(f"fine-tuned at T={a.steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
@@ -99,7 +100,7 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
 def cmd_evaluate(a: argparse.Namespace) -> Any:
     from toolchain.verbs.evaluate import EvaluateSettings, evaluate_checkpoint
     report = evaluate_checkpoint(EvaluateSettings(a.checkpoint, a.steps, tuple(a.sigma), a.seed, a.crop, a.data,
-                                                  a.layout, a.masks))
+                                                  a.layout, a.masks, _memory(a)))
     for row in report.denoise or []:
         print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
     if report.segmentation is not None:
@@ -158,22 +159,34 @@ def cmd_demo(a: argparse.Namespace) -> Any:
     return report
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``error: cli.py VERB: ...``; exit 2) instead of usage and error."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
     def verb(name: str, helptext: str, handler: Callable[[argparse.Namespace], Any]) -> argparse.ArgumentParser:
         p = verbs.add_parser(name, help=helptext, description=helptext)
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=arguments.seed, default=0, help="random seed (default 0)")
         p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
         p.set_defaults(handler=handler)
         return p
+
+    def memory_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--max-memory", type=arguments.memory_size, metavar="SIZE",
+                       help="refuse to start what needs more memory than this, estimated first (e.g. 4G; default: "
+                            "the smaller of 8G and 80%% of the available memory)")
 
     def data_options(p: argparse.ArgumentParser, helptext: str) -> None:
         p.add_argument("--data", metavar="DIR", help=helptext)
         p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
         p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+        memory_option(p)
 
     def training_options(p: argparse.ArgumentParser, epochs: int, lr: float, batch: int) -> None:
         p.add_argument("--epochs", type=int, default=epochs, help=f"epochs (default {epochs})")
@@ -206,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
                         "published layout (default: detected)")
     p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+    memory_option(p)
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     training_options(p, epochs=10, lr=1e-3, batch=16)
 
@@ -264,11 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--netx-compatible", action="store_true",
                    help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
                         "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
-
-    def memory_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--max-memory", type=arguments.memory_size, metavar="SIZE",
-                       help="refuse to start what needs more memory than this, estimated first (e.g. 4G; default: "
-                            "the smaller of 8G and 80%% of the available memory)")
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("network", help=".net file written by 'export', or a stock lava-dl netx file (detected)")

@@ -68,3 +68,7 @@ class MemoryLimitError(ToolchainError):
 class OutputError(ToolchainError):
     """An output cannot be written where it was asked for (a folder or file in the way, no permission, a full
     disk, another run writing the same folder, or it would overwrite one of the verb's inputs)."""
+
+
+class TrainingError(ToolchainError):
+    """Training diverged: a loss or a weight became NaN or infinite (no checkpoint of it is written)."""

@@ -97,7 +97,10 @@ def test_instance_masks_are_refused_with_the_fix_then_read_as_foreground(instanc
     capsys.readouterr()
     assert cli.main(["evaluate", str(out), "--data", str(instance_folder), "--masks", "classes"]) == 2
     assert "label 29 but the network has 2 classes" in one_error_line(capsys)
-    assert cli.main(["evaluate", str(out)]) == 0        # the recorded reading (instances) is used again
+    assert cli.main(["evaluate", str(out)]) == 2        # the recorded folder is read only when named
+    assert "--data" in one_error_line(capsys)
+    assert cli.main(["evaluate", str(out), "--data", str(instance_folder)]) == 0   # named: the recorded reading
+
 
 
 def test_the_cli_prints_a_data_warning_as_one_line(tmp_path, capsys):

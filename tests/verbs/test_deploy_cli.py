@@ -9,10 +9,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from cli_helpers import one_error_line
 
 import cli
-from cli_helpers import one_error_line
 from netx_export import read_network
+from toolchain.files import MANIFEST
 from toolchain.ir import MultiThreshold, QuantizedNetwork, resize
 from toolchain.simulators.reference import ReferenceSimulator
 
@@ -38,7 +39,10 @@ def chain(tiny, tmp_path_factory):
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+    """What a run wrote into ``folder`` (less the manifest that marks it as this toolchain's output)."""
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name != MANIFEST)
 
 
 @pytest.mark.parametrize("lowering", ["compartments", "graded"])

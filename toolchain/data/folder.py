@@ -27,84 +27,30 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from toolchain.data.decode import decode
 from toolchain.data.embedded import ImageSet
 from toolchain.errors import DataError, DataWarning
+from toolchain.memory import DataBudget
 
 MaskKind = Literal["auto", "binary", "classes", "instances"]
 MASK_KINDS: tuple[MaskKind, ...] = get_args(MaskKind)
 BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32, 64)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
-MIN_SIDE = 8
-MAX_PIXELS = 64 * 1024 * 1024
 
 
-ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")      # PIL modes whose last channel is declared alpha
-TIFF_ALPHA = (1, 2)                                   # TIFF ExtraSamples: associated, unassociated alpha
-
-
-def _check_size(path: Path, w: int, h: int) -> None:
-    if min(h, w) < MIN_SIDE or h * w > MAX_PIXELS:
-        raise DataError(f"{path}: image size {w}x{h} is outside the supported range "
-                        f"({MIN_SIDE} px per side to {MAX_PIXELS} pixels)")
-
-
-def _header(path: Path) -> bool | None:
-    """Check the size the file's header declares before anything is decoded (a huge or hostile
-    header costs nothing); returns whether the last channel is a declared alpha channel, or None
-    where the header cannot be parsed (the decoder then decides)."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-        try:
-            with tifffile.TiffFile(path) as tif:
-                pages = len(tif.pages)
-                page = tif.pages[0]
-                assert isinstance(page, tifffile.TiffPage)
-                w, h = int(page.imagewidth), int(page.imagelength)
-                extra = tuple(int(e) for e in (page.extrasamples or ()))
-        except Exception:   # not a TIFF tifffile reads: let imageio try
-            return None
-        if pages > 1:
-            raise DataError(f"{path}: a TIFF of {pages} pages (a stack); one image per file is supported")
-        _check_size(path, w, h)
-        return bool(extra) and extra[-1] in TIFF_ALPHA
-    import warnings
-
-    from PIL import Image
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")            # DecompressionBombWarning: we check the size ourselves
-            with Image.open(path) as im:
-                w, h, mode = im.size[0], im.size[1], im.mode
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: image size is outside the supported range (more than {MAX_PIXELS} pixels)") from exc
-    except Exception:   # not a format PIL reads (imageio may): decide after decoding
-        return None
-    _check_size(path, w, h)
-    return mode in ALPHA_MODES
-
-
-def read_image(path: str | Path, channels: int) -> np.ndarray:
+def read_image(path: str | Path, channels: int, budget: DataBudget | None = None) -> np.ndarray:
     """An image file as float32 CHW in [0, 1] with ``channels`` channels (1 gray, 3 color).
 
-    Gray and color convert into each other; a declared alpha channel (PNG/GIF/TIFF gray+alpha,
-    RGBA) is dropped. Anything else with 2, 4 or more channels (e.g. a 2- or 5-sample
-    multispectral TIFF) is refused, as are sides under ``MIN_SIDE`` and more than ``MAX_PIXELS``
-    pixels (checked from the header, before decoding, where the format allows).
+    Decoded by :func:`toolchain.data.decode.decode` (size, frames and damage checked from the header
+    first; ``budget``: the load's memory budget). Gray and color convert into each other; a declared
+    alpha channel (PNG/GIF/TIFF gray+alpha, RGBA) is dropped. Anything else with 2, 4 or more channels
+    (e.g. a 2- or 5-sample multispectral TIFF) is refused.
     """
-    import imageio.v3 as iio
     from skimage.color import gray2rgb, rgb2gray
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such image file")
-    alpha = _header(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types for unreadable files
-        raise DataError(f"{path}: not a readable image ({type(exc).__name__})") from exc
+    image, alpha = decode(path, budget)
     if image.ndim == 3 and image.shape[-1] in (2, 4) and alpha:
         image = image[..., : 3 if image.shape[-1] == 4 else 1]
         image = image[..., 0] if image.shape[-1] == 1 else image
@@ -114,8 +60,6 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
                         f"optionally with a declared alpha channel)")
     if image.dtype.kind not in "buif":
         raise DataError(f"{path}: unsupported pixel type {image.dtype}")
-    h, w = image.shape[:2]
-    _check_size(path, w, h)
     if np.issubdtype(image.dtype, np.integer) or image.dtype == bool:
         image = image.astype(np.float64) / integer_scale(image, path)
     elif not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
@@ -147,15 +91,9 @@ def integer_scale(image: np.ndarray, path: Path) -> float:
     return float(2 ** bits - 1)
 
 
-def read_mask(path: Path, kind: MaskKind = "auto") -> np.ndarray:
+def read_mask(path: Path, kind: MaskKind = "auto", budget: DataBudget | None = None) -> np.ndarray:
     """A mask file as int64 HxW labels, read as ``kind`` says (module docstring)."""
-    import imageio.v3 as iio
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            mask = np.asarray(iio.imread(path))
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable mask ({type(exc).__name__})") from exc
+    mask, _ = decode(path, budget)
     if mask.ndim == 3:
         mask = mask[..., 0]
     if mask.dtype.kind == "f":
@@ -195,11 +133,12 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_split(root: str | Path, split: str, task: str, channels: int, masks: MaskKind = "auto") -> ImageSet:
+def load_split(root: str | Path, split: str, task: str, channels: int, masks: MaskKind = "auto",
+               budget: DataBudget | None = None) -> ImageSet:
     """``root/split/images`` (+ ``masks`` for segmentation, read as ``masks`` says) as an :class:`ImageSet`."""
     root = Path(root)
     files = image_files(root / split / "images")
-    images = tuple(read_image(f, channels) for f in files)
+    images = tuple(read_image(f, channels, budget) for f in files)
     if task != "segment":
         return ImageSet(tuple(f.stem for f in files), images)
     masks_dir = root / split / "masks"
@@ -208,7 +147,7 @@ def load_split(root: str | Path, split: str, task: str, channels: int, masks: Ma
     for f, image in zip(files, images):
         if f.stem not in by_stem:
             raise DataError(f"{masks_dir}: no mask for image {f.name}")
-        mask = read_mask(by_stem[f.stem], masks)
+        mask = read_mask(by_stem[f.stem], masks, budget)
         if mask.shape != image.shape[-2:]:
             raise DataError(f"{by_stem[f.stem]}: mask size {mask.shape} differs from image size {image.shape[-2:]}")
         labels.append(mask)

@@ -21,6 +21,7 @@ also on errors and Ctrl-C.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from toolchain.errors import ConfigError
+from toolchain.processes import die_with_parent
 
 ENV_KEYS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -97,8 +99,11 @@ def is_main_process() -> bool:
 def session() -> Iterator[Context]:
     """Join the process group torchrun describes (if any) for the duration of the block.
 
-    A group that already exists (a caller set one up) is used and left alone.
+    A group that already exists (a caller set one up) is used and left alone. A rank that torchrun
+    started ends (SIGTERM: the verb's clean 'terminated' path) when torchrun dies, even by SIGKILL.
     """
+    if os.environ.get("TORCHELASTIC_RUN_ID") is not None:
+        die_with_parent(signal.SIGTERM)
     ctx = from_environment()
     if not ctx.active:
         yield ctx

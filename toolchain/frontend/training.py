@@ -5,12 +5,14 @@ save a resumable checkpoint there), optionally data-parallel (see :mod:`toolchai
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from toolchain.errors import TrainingError
 from toolchain.frontend import distributed
 from toolchain.frontend.distributed import Context
 from toolchain.frontend.snn import SpikingNetwork
@@ -37,22 +39,36 @@ def train_epochs(forward: Forward, optimizer: torch.optim.Optimizer, sampler: Sa
     history = list(history)
     for epoch in range(start_epoch, epochs):
         label = f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc
-        bar = tqdm(range(batches_per_epoch), desc=label, disable=not (progress and ctx.is_main))
-        for i in bar:
-            if lr_at is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(epoch * batches_per_epoch + i)
-            x, target = sampler()
-            x, target = distributed.shard(x, ctx), distributed.shard(target, ctx)
-            loss = task_loss(task, forward(x), target, steps)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            history.append(distributed.mean_across(loss, ctx))
-            bar.set_postfix(loss=f"{history[-1]:.4f}")
+        with tqdm(range(batches_per_epoch), desc=label, disable=not (progress and ctx.is_main)) as bar:
+            for i in bar:       # closed on any exit: the bar never prints after the verb's last line
+                if lr_at is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr_at(epoch * batches_per_epoch + i)
+                x, target = sampler()
+                x, target = distributed.shard(x, ctx), distributed.shard(target, ctx)
+                loss = task_loss(task, forward(x), target, steps)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                history.append(distributed.mean_across(loss, ctx))
+                bar.set_postfix(loss=f"{history[-1]:.4f}")
+                if not math.isfinite(history[-1]):
+                    raise TrainingError(f"training diverged: the loss of epoch {epoch + 1}, batch {i + 1} is "
+                                        f"{history[-1]} (a learning rate `lr` too high?); no checkpoint of it was "
+                                        f"written")
+        _check_finite(optimizer, epoch)
         if on_epoch is not None:
             on_epoch(epoch + 1, history)
     return history
+
+
+def _check_finite(optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """Every trained weight finite before a checkpoint is written (a huge step can overflow them)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if not bool(torch.isfinite(param.detach()).all()):
+                raise TrainingError(f"training diverged: weights hold NaN or inf after epoch {epoch + 1} (a learning "
+                                    f"rate `lr` too high?); no checkpoint of it was written")
 
 
 def fit(forward: Forward, parameters: Iterable[torch.nn.Parameter], sampler: Sampler, task: str,

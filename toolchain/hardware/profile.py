@@ -126,6 +126,10 @@ class Profile:
                 "quantities": self.quantities(), "sources": self.sources}
 
 
+MAX_PROFILE_BYTES = 1 << 20
+MAX_PROFILE_DEPTH = 16
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
 
@@ -162,7 +166,7 @@ def _resolve(name_or_path: str | Path) -> Path:
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):     # JSONDecodeError, or a number of more than 4300 digits
         return text
 
 
@@ -309,18 +313,35 @@ def validate(data: Any, where: str) -> tuple[str, str]:
     return data["name"], kind
 
 
+def _check_depth(data: Any, where: str) -> None:
+    """Containers nested at most MAX_PROFILE_DEPTH deep (checked without recursion)."""
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth >= MAX_PROFILE_DEPTH:
+                raise ProfileError(f"{where}: nested more than {MAX_PROFILE_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+
+
 def load_profile(name_or_path: str | Path, overrides: Iterable[str] = ()) -> Profile:
     """Load ``hw_profiles/<name>.json`` or a JSON file, apply ``KEY=VALUE`` overrides, validate."""
     path = _resolve(name_or_path)
     where = str(path)
     try:
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{where}: {path.stat().st_size} bytes; a profile is at most {MAX_PROFILE_BYTES}")
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{where}: not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:      # a number of more than 4300 digits; nesting too deep
+        raise ProfileError(f"{where}: not a usable JSON profile ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:80]})") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{where}: cannot read the profile: {exc}") from exc
     if not isinstance(data, dict):
         raise ProfileError(f"{where}: a profile must be a JSON object")
+    _check_depth(data, where)
     overrides = tuple(overrides)
     _apply_overrides(data, overrides, where)
     name, kind = validate(data, where)

@@ -49,10 +49,13 @@ def mt_output(spikes: Sequence[Any], weights: Sequence[float]) -> Any:
     return out
 
 
+MAX_THRESHOLDS = 64          # compartments of one MT neuron (Loihi 2 has far fewer per core)
+
+
 def default_thresholds(count: int, top: float = 2.0) -> tuple[float, ...]:
     """Theorem 3.1 of the paper: theta_{i+1} = theta_i / 2, starting from ``top`` (2, 1, 0.5, 0.25 for 4)."""
-    if count < 1:
-        raise ConfigError(f"number of thresholds must be >= 1, got {count}")
+    if not 1 <= count <= MAX_THRESHOLDS:
+        raise ConfigError(f"number of thresholds must be in 1..{MAX_THRESHOLDS}, got {count}")
     return tuple(top / 2 ** i for i in range(count))
 
 
@@ -61,6 +64,8 @@ def validate_thresholds(thresholds: Iterable[float]) -> tuple[float, ...]:
     values = tuple(float(t) for t in thresholds)
     if not values:
         raise ConfigError("at least one threshold is needed")
+    if len(values) > MAX_THRESHOLDS:
+        raise ConfigError(f"at most {MAX_THRESHOLDS} thresholds, got {len(values)}")
     for t in values:
         if not (t > 0 and t < float("inf")):
             raise ConfigError(f"thresholds must be positive and finite, got {t}")

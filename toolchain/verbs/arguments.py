@@ -46,3 +46,14 @@ def memory_size(text: str) -> int:
         return parse_size(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seed(text: str) -> int:
+    """A random seed: an integer in 0..2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"seed must be an integer in 0..2**63-1, got {text!r}")
+    return value

@@ -28,6 +28,7 @@ from ..frontend.capture.program import Forward, input_shape, program_forward
 from ..frontend.checkpoint import file_sha256, load_ann, save_checkpoint, snn_checkpoint
 from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
+from ..memory import MemoryLimit
 from ..tasks.sampling import Denoiser, denoiser_input, evaluate_denoise, evaluate_segment
 from ..tasks.spec import TaskSpec
 from ..vocab import Layout, Task
@@ -58,6 +59,7 @@ class ConvertSettings:
     channels: int | None = None
     classes: int | None = None
     options: CaptureOptions = field(default_factory=CaptureOptions)
+    memory: MemoryLimit = MemoryLimit()
 
     def __post_init__(self) -> None:
         positive_int("calibration images", self.calibration)
@@ -130,7 +132,8 @@ def _convert_program(settings: ConvertSettings) -> tuple[SpikingNetwork, dict[st
     shape = input_shape(ep)
     out_shape = next(n for n in ep.graph.nodes if n.op == "output").args[0][0].meta["val"].shape
     spec = _program_spec(settings, shape, int(out_shape[1]))
-    source = DataSource(spec.task, spec.in_channels, settings.data, settings.layout, settings.masks).resolved()
+    source = DataSource(spec.task, spec.in_channels, settings.data, settings.layout, settings.masks,
+                        settings.memory).resolved()
     patch = settings.patch or max(shape[2:])
     if patch < max(shape[2:]):
         raise ConfigError(f"calibration `patch` {patch} is smaller than the program's export size "
@@ -154,7 +157,7 @@ def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
     else:
         ann, ckpt = load_ann(settings.checkpoint)
         source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
-                                           settings.masks)
+                                           settings.masks, settings.memory)
         calibration = calibration_batch(source, settings.calibration, settings.patch or DEFAULT_PATCH, settings.seed,
                                         ckpt.spec.noise_map)
         with torch.no_grad():

@@ -9,13 +9,15 @@ from typing import Any
 
 import torch
 
-from ..checks import check_steps
+from ..checks import check_steps, noise_sigma, strict_isinstance
+from ..data.decode import MIN_SIDE
 from ..data.embedded import ImageSet
 from ..data.folder import MaskKind, check_masks
 from ..errors import ConfigError
 from ..frontend.checkpoint import load_any
 from ..frontend.snn import SpikingNetwork
 from ..frontend.unet import UNet
+from ..memory import MemoryLimit
 from ..tasks.sampling import Denoiser, denoiser_input, evaluate_denoise, evaluate_segment
 from ..tasks.spec import TaskSpec
 from ..vocab import Layout
@@ -36,9 +38,14 @@ class EvaluateSettings:
     data: str | None = None
     layout: Layout = "auto"
     masks: MaskKind = "auto"
+    memory: MemoryLimit = MemoryLimit()
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
+        for sigma in self.sigmas:
+            noise_sigma("`sigma`", sigma)
+        if not strict_isinstance(self.crop, int) or not (self.crop == 0 or self.crop >= MIN_SIDE):
+            raise ConfigError(f"`crop` must be 0 (the whole image) or at least {MIN_SIDE} pixels, got {self.crop!r}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,7 @@ def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(settings.checkpoint)
     source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
-                                       settings.masks)
+                                       settings.masks, settings.memory)
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)
     return EvaluationReport(report.model, report.task, report.steps, report.denoise, report.segmentation,
                             checkpoint=str(Path(settings.checkpoint)))

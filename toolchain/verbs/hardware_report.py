@@ -12,7 +12,7 @@ import numpy as np
 from netx_export import read_any
 
 from ..backends import BackendOptions, SimulatorBackend
-from ..checks import check_steps
+from ..checks import check_steps, noise_sigma, positive_int
 from ..data.embedded import load_photo
 from ..data.patches import center_crop
 from ..errors import ConfigError
@@ -145,6 +145,10 @@ class ReportSettings:
     def __post_init__(self) -> None:
         if self.steps is not None:
             check_steps(self.steps)
+        if self.noise_sigma is not None:
+            noise_sigma("`add_noise`", self.noise_sigma)
+        if self.max_chips is not None:
+            positive_int("`max_chips`", self.max_chips)
         BackendOptions(reset_interval=self.reset_interval, reset_offset=self.reset_offset)   # validates
 
 

@@ -28,12 +28,13 @@ from tqdm import tqdm
 from netx_export import read_any
 
 from ..backends import BackendOptions, SimulatorBackend, get_backend
-from ..checks import check_steps, positive_int
+from ..checks import check_steps, noise_sigma, positive_int
 from ..errors import ConfigError, DataError
 from ..files import atomic_path, output_folder, safe_name, write_json
 from ..hardware import Activity
 from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
 from ..memory import MemoryLimit
+from ..processes import die_with_parent
 from ..simulators.footprint import simulation_bytes
 from ..simulators.result import SimulationResult
 from ..vocab import TARGETS, Record, Target
@@ -74,6 +75,9 @@ class SimulateSettings:
         positive_int("`workers`", self.workers)
         if self.steps is not None:
             check_steps(self.steps)
+        for name, sigma in (("`add_noise`", self.noise_sigma), ("`noise_level`", self.noise_level)):
+            if sigma is not None:
+                noise_sigma(name, sigma)
         if self.target == "lava-cpu" and self.workers > 1:
             raise ConfigError("`workers` applies to the reference and loihi2 backends; lava-cpu runs one Lava "
                               "process tree at a time (use `batch` to put several images into one Lava run)")
@@ -224,9 +228,10 @@ def _run_group(backend: SimulatorBackend, network: QuantizedNetwork, stacked: np
     return result, time.perf_counter() - start
 
 
-def _pool_init() -> None:
+def _pool_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent handles Ctrl-C and terminates the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)     # Pool.terminate() must end a worker at once
+    die_with_parent(signal.SIGKILL, parent)           # a worker holds no output: a killed parent takes it along
     torch.set_num_threads(1)
 
 
@@ -244,7 +249,8 @@ def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: li
             yield (indices, stacked, *_run_group(backend, network, stacked, steps, record))
         return
     run = functools.partial(_pool_run, (backend, network, steps, record))
-    pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init)
+    pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init,
+                                                    initargs=(os.getpid(),))
     try:
         for (indices, stacked), (result, seconds) in zip(groups, pool.imap(run, [g[1] for g in groups])):
             yield indices, stacked, result, seconds

@@ -15,6 +15,7 @@ from ..data.embedded import ImageSet
 from ..data.folder import MASK_KINDS, MaskKind
 from ..data.readers import random_fov_patches
 from ..errors import CheckpointError, ConfigError
+from ..memory import MemoryLimit
 from ..tasks.sampling import Sampler
 from ..tasks.spec import TaskSpec
 from ..vocab import LAYOUTS, Layout, Task
@@ -30,6 +31,7 @@ class DataSource:
     root: str | None = None
     layout: Layout | None = None
     masks: MaskKind = "auto"         # how a ``folder`` layout's mask files are read (toolchain.data.folder)
+    memory: MemoryLimit = MemoryLimit()   # what the files of one load may decode to (not recorded)
 
     def __post_init__(self) -> None:
         if self.masks not in MASK_KINDS:
@@ -48,11 +50,12 @@ class DataSource:
         for name in LAYOUTS:
             if name == found:
                 layout = name
-        return DataSource(self.task, self.channels, self.root, layout, self.masks)
+        return DataSource(self.task, self.channels, self.root, layout, self.masks, self.memory)
 
     def load(self) -> tuple[ImageSet, ImageSet]:
         if self.root is not None:
-            return readers.load_dataset(self.root, self.layout or "folder", self.task, self.channels, **self._options())
+            return readers.load_dataset(self.root, self.layout or "folder", self.task, self.channels,
+                                        self.memory.budget(), **self._options())
         if self.task == "segment":
             if self.channels != 1:
                 raise ConfigError("the embedded segmentation data is gray: use 1 `channels` or your own `data`")
@@ -63,7 +66,7 @@ class DataSource:
         """The test split alone (a folder without training images is fine, e.g. BSD68)."""
         if self.root is not None:
             return readers.load_test_set(self.root, self.layout or "folder", self.task, self.channels,
-                                         **self._options())
+                                         self.memory.budget(), **self._options())
         return self.load()[1]
 
     def _options(self) -> dict[str, Any]:
@@ -81,7 +84,8 @@ class DataSource:
 
     @classmethod
     def for_checkpoint(cls, path: str | os.PathLike[str], meta: Mapping[str, Any], spec: TaskSpec,
-                       data: str | None = None, layout: Layout = "auto", masks: MaskKind = "auto") -> DataSource:
+                       data: str | None = None, layout: Layout = "auto", masks: MaskKind = "auto",
+                       memory: MemoryLimit = MemoryLimit()) -> DataSource:
         """The data a verb reads for a checkpoint: ``data`` if the user names a folder (read in the recorded
         layout when it is the recorded folder and ``layout`` is auto), the embedded photos if the
         checkpoint records none; a folder recorded inside the file is never read unless the user names it
@@ -89,13 +93,13 @@ class DataSource:
         root, recorded_layout, recorded_masks = recorded_data(path, meta)
         if data is not None:
             if root is not None and layout == "auto" and masks == "auto" and _same_folder(root, data):
-                return cls(spec.task, spec.in_channels, data, recorded_layout, recorded_masks).resolved()
-            return cls(spec.task, spec.in_channels, data, layout, masks).resolved()
+                return cls(spec.task, spec.in_channels, data, recorded_layout, recorded_masks, memory).resolved()
+            return cls(spec.task, spec.in_channels, data, layout, masks, memory).resolved()
         if root is not None:
             raise ConfigError(f"{path}: trained on the data folder {root!r} (recorded in the checkpoint); a folder "
                               f"named inside a file is read only when you name it: give it (or another folder) "
                               f"with `data`")
-        return cls(spec.task, spec.in_channels)
+        return cls(spec.task, spec.in_channels, memory=memory)
 
 
 def recorded_data(path: str | os.PathLike[str], meta: Mapping[str, Any]) -> tuple[str | None, Any, Any]:

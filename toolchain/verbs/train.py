@@ -26,6 +26,7 @@ from ..frontend.checkpoint import (
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
 from ..frontend.unet import UNet, UNetConfig
+from ..memory import MemoryLimit
 from ..vocab import Layout
 from .runs import Log, RunStats, Schedule, TrainingRun
 from .source import DataSource
@@ -127,6 +128,7 @@ class FinetuneSettings:
     data: str | None = None           # the training images (default: the embedded photos; a folder the
     layout: Layout = "auto"           # checkpoint records is read only when named here)
     masks: MaskKind = "auto"
+    memory: MemoryLimit = MemoryLimit()
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
@@ -155,7 +157,7 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     snn, ckpt = load_snn(settings.checkpoint)
     s, steps = settings.schedule, settings.steps
     source = DataSource.for_checkpoint(settings.checkpoint, ckpt.meta, ckpt.spec, settings.data, settings.layout,
-                                       settings.masks)
+                                       settings.masks, settings.memory)
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:

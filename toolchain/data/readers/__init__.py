@@ -31,6 +31,7 @@ from toolchain.data.readers import camseq01, denoising, drive, isbi2012
 from toolchain.data.readers.common import Layout
 from toolchain.data.readers.patches import extract_patches, random_fov_patches, reassemble, tiled_predictor
 from toolchain.errors import ConfigError, DataError
+from toolchain.memory import DataBudget
 
 TASKS = ("denoise", "segment")
 AUTO = "auto"
@@ -41,13 +42,13 @@ def plain_detect(root: Path) -> bool:
 
 
 def plain_load(root: Path, task: str, channels: int, require_train: bool = True,
-               masks: plain.MaskKind = "auto") -> tuple[ImageSet | None, ImageSet]:
+               masks: plain.MaskKind = "auto", budget: DataBudget | None = None) -> tuple[ImageSet | None, ImageSet]:
     if masks not in plain.MASK_KINDS:
         raise ConfigError(f"`masks` must be one of {', '.join(plain.MASK_KINDS)}, got {masks!r}")
     if not require_train and not (root / "train" / "images").is_dir():
-        return None, plain.load_split(root, "test", task, channels, masks)
-    train = plain.load_split(root, "train", task, channels, masks)   # training data first: its errors come first
-    return train, plain.load_split(root, "test", task, channels, masks)
+        return None, plain.load_split(root, "test", task, channels, masks, budget)
+    train = plain.load_split(root, "train", task, channels, masks, budget)   # training data first: its errors first
+    return train, plain.load_split(root, "test", task, channels, masks, budget)
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -99,19 +100,21 @@ def resolve(root: str | Path, layout: str | None, task: str, channels: int,
     return root, spec
 
 
-def load_dataset(root: str | Path, layout: str | None, task: str, channels: int,
+def load_dataset(root: str | Path, layout: str | None, task: str, channels: int, budget: DataBudget | None = None,
                  **options: Any) -> tuple[ImageSet, ImageSet]:
-    """(train, test) ImageSets of the dataset in ``root`` (``layout`` None or "auto": detected)."""
+    """(train, test) ImageSets of the dataset in ``root`` (``layout`` None or "auto": detected); ``budget``:
+    what its files may decode to, together (checked from each file's header before it is decoded)."""
     root, spec = resolve(root, layout, task, channels, options)
-    train, test = spec.load(root, task, channels, require_train=True, **options)
+    train, test = spec.load(root, task, channels, require_train=True, budget=budget, **options)
     assert train is not None
     return train, test
 
 
-def load_test_set(root: str | Path, layout: str | None, task: str, channels: int, **options: Any) -> ImageSet:
+def load_test_set(root: str | Path, layout: str | None, task: str, channels: int, budget: DataBudget | None = None,
+                  **options: Any) -> ImageSet:
     """The test ImageSet alone: a folder without training images is fine (evaluation)."""
     root, spec = resolve(root, layout, task, channels, options)
-    return spec.load(root, task, channels, require_train=False, **options)[1]
+    return spec.load(root, task, channels, require_train=False, budget=budget, **options)[1]
 
 
 __all__ = ["LAYOUTS", "Layout", "detect_layout", "detect_layouts", "load_dataset", "load_test_set",

@@ -38,6 +38,7 @@ from toolchain.data.readers.common import (
     to_unit,
 )
 from toolchain.errors import ConfigError
+from toolchain.memory import DataBudget
 
 EXPECTED = ("CamSeq01: expected a folder of frames *.png with colour-coded label images *_L.png "
             "(same stem + _L) and label_colors.txt (lines 'R G B Name')")
@@ -127,7 +128,8 @@ def resize_pair(image: np.ndarray, classes: np.ndarray, size: int | None) -> tup
 
 
 def load(root: Path, task: str, channels: int, require_train: bool = True, size: int | None = SIZE,
-         test_fraction: float = TEST_FRACTION, unknown: str = "error") -> tuple[ImageSet, ImageSet]:
+         test_fraction: float = TEST_FRACTION, unknown: str = "error",
+         budget: DataBudget | None = None) -> tuple[ImageSet, ImageSet]:
     """CamSeq01 train / test ImageSets (masks: class indices by label_colors.txt); see the module doc."""
     if unknown not in UNKNOWN:
         raise ConfigError(f"CamSeq01 unknown must be one of {', '.join(UNKNOWN)}, got {unknown!r}")
@@ -161,9 +163,9 @@ def load(root: Path, task: str, channels: int, require_train: bool = True, size:
                              f"test_fraction {test_fraction}")
     images, masks = [], []
     for frame in frames:
-        rgb = to_unit(as_rgb(read_array(frame, EXPECTED), frame, EXPECTED), frame, EXPECTED)
+        rgb = to_unit(as_rgb(read_array(frame, EXPECTED, budget), frame, EXPECTED), frame, EXPECTED)
         label_path = label_of[frame.stem]
-        label = as_rgb(read_array(label_path, EXPECTED), label_path, EXPECTED)
+        label = as_rgb(read_array(label_path, EXPECTED, budget), label_path, EXPECTED)
         if label.shape[:2] != rgb.shape[:2]:
             raise fail(EXPECTED, f"{label_path}: size {label.shape[:2]} differs from frame "
                                  f"{frame.name} size {rgb.shape[:2]}")

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from toolchain.data.decode import decode, decode_stack
 from toolchain.data.embedded import ImageSet
 from toolchain.data.folder import IMAGE_SUFFIXES
-from toolchain.errors import ConfigError, DataError
+from toolchain.errors import ConfigError, DataError, MemoryLimitError
+from toolchain.memory import DataBudget
 
 # (root, task, channels, require_train, **options) -> (train or None, test)
 Loader = Callable[..., "tuple[ImageSet | None, ImageSet]"]
@@ -54,18 +56,16 @@ def require_file(path: Path, expected: str) -> Path:
     return path
 
 
-def read_array(path: Path, expected: str) -> np.ndarray:
-    """The raw pixels of one file (TIFF through tifffile, the rest through imageio; GIF: first frame)."""
+def read_array(path: Path, expected: str, budget: DataBudget | None = None, stack: bool = False) -> np.ndarray:
+    """The raw pixels of one file (:func:`toolchain.data.decode.decode`: one image, its size, frames and
+    damage checked from the header; ``stack``: a multi-page TIFF, its declared size checked first)."""
     require_file(path, expected)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-            array = np.asarray(tifffile.imread(path))
-        else:
-            import imageio.v3 as iio
-            array = np.asarray(iio.imread(path, index=0) if path.suffix.lower() == ".gif" else iio.imread(path))
-    except Exception as exc:  # the readers raise many types for broken files
-        raise fail(expected, f"{path}: not a readable image ({type(exc).__name__})") from exc
+        array = decode_stack(path, budget) if stack else decode(path, budget)[0]
+    except MemoryLimitError:
+        raise
+    except DataError as exc:
+        raise fail(expected, str(exc)) from exc
     if array.size == 0:
         raise fail(expected, f"{path}: empty image")
     return array

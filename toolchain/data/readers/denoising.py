@@ -26,6 +26,7 @@ from toolchain.data.embedded import ImageSet
 from toolchain.data.folder import read_image
 from toolchain.data.readers.common import Layout, child, fail, image_files
 from toolchain.errors import ConfigError
+from toolchain.memory import DataBudget
 
 TRAIN_FOLDERS = ("train", "BSD200", "BSD400", "Train400", "trainsets/BSD200", "trainsets/BSD400",
                  "trainsets/Train400", "BSDS300/images/train")
@@ -92,17 +93,18 @@ def detect_set(layout: str):
     return detect
 
 
-def read_all(folder: Path, channels: int, layout: str) -> ImageSet:
+def read_all(folder: Path, channels: int, layout: str, budget: DataBudget | None = None) -> ImageSet:
     files = image_files(folder)
     if not files:
         raise fail(expected(layout), f"{folder}: no image files")
-    return ImageSet(tuple(f.stem for f in files), tuple(read_image(f, channels) for f in files))
+    return ImageSet(tuple(f.stem for f in files), tuple(read_image(f, channels, budget) for f in files))
 
 
 def loader(layout: str):
     name, gray_only, _ = SETS[layout]
 
-    def load(root: Path, task: str, channels: int, require_train: bool = True) -> tuple[ImageSet | None, ImageSet]:
+    def load(root: Path, task: str, channels: int, require_train: bool = True,
+             budget: DataBudget | None = None) -> tuple[ImageSet | None, ImageSet]:
         if gray_only and channels != 1:
             raise ConfigError(f"{name} is a gray test set: use 1 channel"
                               + (" (CBSD68 is the colour version of BSD68)" if layout == "bsd68" else ""))
@@ -114,8 +116,8 @@ def loader(layout: str):
         if train is None and require_train:
             raise fail(expected(layout), f"{root}: no training folder beside the test images {test} "
                                          "(evaluation alone needs only the test images)")
-        test_set = read_all(test, channels, layout)
-        return (read_all(train, channels, layout) if train is not None else None), test_set
+        test_set = read_all(test, channels, layout, budget)
+        return (read_all(train, channels, layout, budget) if train is not None else None), test_set
     return load
 
 

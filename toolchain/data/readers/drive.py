@@ -46,6 +46,7 @@ from toolchain.data.readers.common import (
     to_unit,
 )
 from toolchain.errors import ConfigError
+from toolchain.memory import DataBudget
 
 EXPECTED = ("DRIVE: expected DRIVE/training/images/*_training.tif, DRIVE/training/1st_manual/*_manual1.gif, "
             "DRIVE/training/mask/*_training_mask.gif and DRIVE/test/images/*_test.tif, "
@@ -104,7 +105,8 @@ def numbered(folder: Path, suffix: str) -> dict[str, Path]:
     return found
 
 
-def read_split(base: Path, split: str, labelled: bool) -> tuple[list[str], list[np.ndarray], list, list]:
+def read_split(base: Path, split: str, labelled: bool,
+               budget: DataBudget | None = None) -> tuple[list[str], list[np.ndarray], list, list]:
     """Names, raw RGB images in [0, 1], vessel masks (or None) and FOV masks of one DRIVE split."""
     folder = require_dir(base / split, EXPECTED)
     images = numbered(require_dir(folder / "images", EXPECTED), f"_{split}")
@@ -118,7 +120,7 @@ def read_split(base: Path, split: str, labelled: bool) -> tuple[list[str], list[
                                  f"{folder / 'images'} (mismatched counts)")
     names, rgbs, vessels, regions = [], [], [], []
     for number, path in images.items():
-        rgb = to_unit(as_rgb(read_array(path, EXPECTED), path, EXPECTED), path, EXPECTED)
+        rgb = to_unit(as_rgb(read_array(path, EXPECTED, budget), path, EXPECTED), path, EXPECTED)
         wanted = {"mask": (fovs, f"{number}_{split}_mask.gif")}
         if labelled:
             wanted["1st_manual"] = (manuals, f"{number}_manual1.gif")
@@ -126,7 +128,7 @@ def read_split(base: Path, split: str, labelled: bool) -> tuple[list[str], list[
         for kind, (files, filename) in wanted.items():
             if number not in files:
                 raise fail(EXPECTED, f"{folder / kind / filename}: missing file (for {path.name})")
-            masks[kind] = binary(read_array(files[number], EXPECTED))
+            masks[kind] = binary(read_array(files[number], EXPECTED, budget))
             if masks[kind].shape != rgb.shape[:2]:
                 raise fail(EXPECTED, f"{files[number]}: size {masks[kind].shape} differs from image "
                                      f"{path.name} size {rgb.shape[:2]}")
@@ -144,7 +146,7 @@ def image_set(names, rgbs, vessels, regions, channels: int, preprocessed: bool) 
 
 
 def load(root: Path, task: str, channels: int, require_train: bool = True, preprocess: bool = True,
-         holdout: int | None = None) -> tuple[ImageSet, ImageSet]:
+         holdout: int | None = None, budget: DataBudget | None = None) -> tuple[ImageSet, ImageSet]:
     """DRIVE train and test ImageSets (masks: 1 = vessel; regions: the FOV); see the module doc."""
     if preprocess and channels != 1:
         raise ConfigError("DRIVE preprocessing (gray, CLAHE, gamma; paper 4.2.1) gives gray images: "
@@ -153,7 +155,7 @@ def load(root: Path, task: str, channels: int, require_train: bool = True, prepr
     if base is None:
         raise fail(EXPECTED, f"{root / 'DRIVE' / 'training' / 'images'}: missing folder "
                              f"(neither {root} nor {root / 'DRIVE'} holds training/images)")
-    train = read_split(base, "training", labelled=True)
+    train = read_split(base, "training", labelled=True, budget=budget)
     if holdout is not None:
         holdout = positive_int("DRIVE holdout", holdout)
         if holdout >= len(train[0]):
@@ -166,7 +168,7 @@ def load(root: Path, task: str, channels: int, require_train: bool = True, prepr
         raise fail(EXPECTED, f"{base / 'test' / '1st_manual'}: missing folder: this copy of DRIVE has no "
                              "test ground truth, so the test split cannot be evaluated (holdout=N tests "
                              "on the last N training images instead)")
-    test = read_split(base, "test", labelled=True)
+    test = read_split(base, "test", labelled=True, budget=budget)
     return image_set(*train, channels, preprocess), image_set(*test, channels, preprocess)
 
 

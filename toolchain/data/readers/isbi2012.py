@@ -24,6 +24,7 @@ import numpy as np
 from toolchain.data.embedded import ImageSet
 from toolchain.data.readers.common import Layout, fail, positive_int, read_array, require_file, to_channels, to_unit
 from toolchain.errors import ConfigError
+from toolchain.memory import DataBudget
 
 EXPECTED = ("ISBI-2012: expected train-volume.tif and train-labels.tif, multi-page TIFF stacks of "
             "the same N x H x W shape (30 x 512 x 512; labels 255 = cell interior, 0 = membrane)")
@@ -36,9 +37,10 @@ def detect(root: Path) -> bool:
     return (root / VOLUME).is_file() and (root / LABELS).is_file()
 
 
-def read_stack(path: Path) -> np.ndarray:
-    """A multi-page TIFF as N x H x W (one page: 1 x H x W), or an error naming the file."""
-    stack = read_array(path, EXPECTED)
+def read_stack(path: Path, budget: DataBudget | None = None) -> np.ndarray:
+    """A multi-page TIFF as N x H x W (one page: 1 x H x W), or an error naming the file; its declared size
+    is checked (and charged to ``budget``) before it is decoded."""
+    stack = read_array(path, EXPECTED, budget, stack=True)
     if stack.ndim == 4 and stack.shape[-1] == 1:
         stack = stack[..., 0]
     if stack.ndim == 2:
@@ -63,13 +65,13 @@ def binarize(labels: np.ndarray, path: Path) -> np.ndarray:
 
 
 def load(root: Path, task: str, channels: int, require_train: bool = True, test_slices: int = TEST_SLICES,
-         foreground: str = "membrane") -> tuple[ImageSet, ImageSet]:
+         foreground: str = "membrane", budget: DataBudget | None = None) -> tuple[ImageSet, ImageSet]:
     """Train / test ImageSets from the first / last ``test_slices`` slices of the training volume."""
     if foreground not in FOREGROUNDS:
         raise ConfigError(f"ISBI-2012 foreground must be one of {', '.join(FOREGROUNDS)}, got {foreground!r}")
     test_slices = positive_int("ISBI-2012 test_slices", test_slices)
     volume_path, labels_path = require_file(root / VOLUME, EXPECTED), require_file(root / LABELS, EXPECTED)
-    volume, labels = read_stack(volume_path), read_stack(labels_path)
+    volume, labels = read_stack(volume_path, budget), read_stack(labels_path, budget)
     if volume.shape != labels.shape:
         raise fail(EXPECTED, f"{labels_path}: label stack shape {labels.shape} differs from "
                              f"{volume_path} shape {volume.shape}")
