@@ -67,6 +67,27 @@ def out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and bool(_OUT_OF_MEMORY.search(str(exc))))
 
 
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C / SIGTERM that caused ``exc``, if any: a signal that arrives inside a C extension (h5py,
+    torch) can surface as another exception (SystemError, a reader's 'malformed file') whose chain holds it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> int:
+    if isinstance(interrupt, Terminated):
+        stderr_line("terminated: no partial output was left behind")
+        return 128 + signal.SIGTERM
+    stderr_line("interrupted: no partial output was left behind")
+    return 130
+
+
 def run_verb(work: Callable[[], Any], names: Mapping[str, str], main_rank: Callable[[], bool]) -> int:
     """Run ``work`` (a verb and the writing of its report); the exit code, after at most one stderr line."""
     previous = install_sigterm()
@@ -82,34 +103,36 @@ def run_verb(work: Callable[[], Any], names: Mapping[str, str], main_rank: Calla
         with warnings.catch_warnings():
             warnings.simplefilter("default")       # each distinct warning once
             work()
-    except ToolchainError as exc:
-        stderr_line(f"error: {flags(str(exc), names)}")
-        return exc.exit_code
-    except Terminated:
-        stderr_line("terminated: no partial output was left behind")
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        stderr_line("interrupted: no partial output was left behind")
-        return 130
-    except OSError as exc:
-        stderr_line(f"error: {os_error_line(exc)}")
-        return RESOURCE_EXIT
-    except RecursionError:
-        stderr_line("error: input nested too deeply to be processed (a hostile or damaged file?)")
-        return RESOURCE_EXIT
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:
-        if out_of_memory(exc):
-            stderr_line(f"error: out of memory ({type(exc).__name__}); use smaller inputs or batches, or a machine "
-                        f"with more memory")
-            return RESOURCE_EXIT
-        if os.environ.get("SPIKING_UNET_TRACEBACK"):
-            raise
-        detail = " ".join(str(exc).split())[:200]
-        stderr_line(f"error: internal error ({type(exc).__name__}: {detail}); this is a bug in the toolchain: "
-                    f"please report it with the command (SPIKING_UNET_TRACEBACK=1 shows where)")
-        return INTERNAL_EXIT
+        interrupt = interrupt_behind(exc)
+        return _interrupted(interrupt) if interrupt is not None else _failed(exc, names)
     finally:
         warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _failed(exc: Exception, names: Mapping[str, str]) -> int:
+    """One error line for an exception of the verb; its exit code."""
+    if isinstance(exc, ToolchainError):
+        stderr_line(f"error: {flags(str(exc), names)}")
+        return exc.exit_code
+    if isinstance(exc, OSError):
+        stderr_line(f"error: {os_error_line(exc)}")
+        return RESOURCE_EXIT
+    if isinstance(exc, RecursionError):
+        stderr_line("error: input nested too deeply to be processed (a hostile or damaged file?)")
+        return RESOURCE_EXIT
+    if out_of_memory(exc):
+        stderr_line(f"error: out of memory ({type(exc).__name__}); use smaller inputs or batches, or a machine with "
+                    f"more memory")
+        return RESOURCE_EXIT
+    if os.environ.get("SPIKING_UNET_TRACEBACK"):
+        raise exc
+    detail = " ".join(str(exc).split())[:200]
+    stderr_line(f"error: internal error ({type(exc).__name__}: {detail}); this is a bug in the toolchain: please "
+                f"report it with the command (SPIKING_UNET_TRACEBACK=1 shows where)")
+    return INTERNAL_EXIT
