@@ -33,6 +33,7 @@ _PUBLIC = {
     "ToolchainError": "toolchain.errors", "ConfigError": "toolchain.errors", "CheckpointError": "toolchain.errors",
     "NetFileError": "toolchain.errors", "DataError": "toolchain.errors", "ExportError": "toolchain.errors",
     "HardwareLimitError": "toolchain.errors", "ProfileError": "toolchain.errors", "BackendError": "toolchain.errors",
+    "ExactnessError": "toolchain.errors",
     # IR
     "FloatNetwork": "toolchain.ir", "QuantizedNetwork": "toolchain.ir", "StockNetwork": "toolchain.ir",
     "NetworkMeta": "toolchain.ir", "validate": "toolchain.ir",
@@ -47,6 +48,7 @@ _PUBLIC = {
     "read_network": "netx_export", "write_network": "netx_export", "read_netx": "netx_export",
     # backends and hardware
     "get_backend": "toolchain.backends", "BackendOptions": "toolchain.backends",
+    "LavaNetwork": "toolchain.backends.lava.procs.network",      # imports Lava
     "load_profile": "toolchain.hardware", "profile_network": "toolchain.hardware", "fits": "toolchain.hardware",
     # verbs
     "train": "toolchain.verbs.train", "TrainSettings": "toolchain.verbs.train",

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...checks import check_steps
-from ...errors import BackendError, ConfigError
+from ...errors import BackendError, ConfigError, ExactnessError
 from ...ir import Accumulator, Conv, QuantizedNetwork
 from ...lowering.fixed_point import Overflow
 from ...simulators.kernels import fixed, image_levels, static_current
@@ -217,6 +217,8 @@ def run_in_worker(job: Job, timeout_s: float,
             elif kind == "ok":
                 finished = True
                 return data
+            elif "toolchain.errors.ExactnessError" in str(data):
+                raise ExactnessError(f"lava-cpu run stopped: {data}")
             else:
                 raise BackendError(f"lava-cpu run failed: {data}")
     finally:

@@ -104,21 +104,23 @@ class WorkerState:
 
     @staticmethod
     def _describe(workers: list[Any], dead: list[Any]) -> str:
-        parts = []
+        """The dead workers' exceptions (Lava stops the others when one fails: they are only counted)."""
+        details, silent = [], 0
         for w in workers:
             if w.sentinel not in dead:
                 continue
-            detail = ""
             try:
                 conn = getattr(w, "_pconn", None)
-                if conn is not None and conn.poll(1.0):
-                    exc = conn.recv()
-                    if exc:
-                        detail = ":\n" + str(exc[1]).rstrip()
+                exc = conn.recv() if conn is not None and conn.poll(1.0) else None
             except Exception:
-                pass
-            parts.append(f"Lava worker {w.name} died{detail}")
-        return "; ".join(parts) or "a Lava worker died"
+                exc = None
+            if exc:
+                details.append(f"Lava worker {w.name} died:\n{str(exc[1]).rstrip()}")
+            else:
+                silent += 1
+        if silent:
+            details.append(f"{silent} Lava worker(s) died" + (" with them" if details else ""))
+        return "; ".join(details) or "a Lava worker died"
 
 
 def worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
