@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from .graph import Job, runtime_shared_memory, runtime_workers, simulate
+from .graph import Job, runtime_errors, runtime_shared_memory, runtime_workers, simulate
 
 SHM_DIR = "/dev/shm"
 
@@ -103,22 +103,26 @@ class WorkerState:
             self.die()
 
     @staticmethod
-    def _describe(workers: list[Any], dead: list[Any]) -> str:
-        """The dead workers' exceptions (Lava stops the others when one fails: they are only counted)."""
-        details, silent = [], 0
-        for w in workers:
-            if w.sentinel not in dead:
-                continue
-            try:
-                conn = getattr(w, "_pconn", None)
-                exc = conn.recv() if conn is not None and conn.poll(1.0) else None
-            except Exception:
-                exc = None
-            if exc:
-                details.append(f"Lava worker {w.name} died:\n{str(exc[1]).rstrip()}")
-            else:
-                silent += 1
-        if silent:
+    def _describe(workers: list[Any], dead: list[Any], wait_s: float = 2.0) -> str:
+        """The failed workers' exceptions. Lava stops the others when one fails, and the failing one may
+        still be sending its traceback when another is seen dead: every worker's pipe is read, for up to
+        ``wait_s``, until a traceback arrives; workers that died without one are counted."""
+        details: list[str] = []
+        deadline = time.monotonic() + wait_s
+        while True:
+            for w in workers:
+                try:
+                    conn = getattr(w, "_pconn", None)
+                    exc = conn.recv() if conn is not None and conn.poll(0) else None
+                except Exception:
+                    exc = None
+                if exc:
+                    details.append(f"Lava worker {w.name} died:\n{str(exc[1]).rstrip()}")
+            if details or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        silent = sum(1 for w in workers if w.sentinel in dead) - len(details)
+        if silent > 0:
             details.append(f"{silent} Lava worker(s) died" + (" with them" if details else ""))
         return "; ".join(details) or "a Lava worker died"
 
@@ -143,6 +147,8 @@ def worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
         state.send(("ok", payload))
     except BaseException:
         try:
-            state.send(("error", traceback.format_exc()))
+            message = traceback.format_exc()
+            errors = runtime_errors(state.runtime) if state.runtime is not None else []
+            state.send(("error", "; ".join(errors) + "\n" + message if errors else message))
         finally:
             state.die()
