@@ -86,8 +86,10 @@ class TorchConvModel(PyConvModelFixed):
         wt = np.ascontiguousarray(w[:, ::-1, ::-1, :].transpose(0, 3, 1, 2)).astype(np.float64)
         self._w = {dt: torch.from_numpy(wt).to(dt).contiguous(memory_format=torch.channels_last)
                    for dt in (torch.float32, torch.float64)}
-        self._geometry = dict(stride=tuple(int(v) for v in self.stride), padding=tuple(int(v) for v in self.padding),
-                              dilation=tuple(int(v) for v in self.dilation), groups=int(self.groups[0]))
+        self._stride = (int(self.stride[0]), int(self.stride[1]))
+        self._padding = (int(self.padding[0]), int(self.padding[1]))
+        self._dilation = (int(self.dilation[0]), int(self.dilation[1]))
+        self._groups = int(self.groups[0])
         self._zeros = np.zeros(tuple(self.a_out.shape), np.int32)
         self._binary = int(self.num_message_bits.item()) <= 0
         self._ready = True
@@ -95,7 +97,7 @@ class TorchConvModel(PyConvModelFixed):
     def run_spk(self) -> None:
         if not self._ready:
             self._prepare()
-        self.a_out.send(self.a_buf)
+        self.a_out.send(self.a_buf)  # type: ignore[has-type]
         s = self.s_in.recv()
         if not s.any():
             self.a_buf = self._zeros
@@ -105,7 +107,8 @@ class TorchConvModel(PyConvModelFixed):
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         x = torch.from_numpy(np.asarray(s)).unsqueeze(0).permute(0, 3, 1, 2)   # (1, Z, X, Y), channels-last
         x = (x != 0).to(dtype) if self._binary else x.to(dtype)
-        y = F.conv2d(x, self._w[dtype], **self._geometry)[0].permute(1, 2, 0)   # (X', Y', C_out)
+        y = F.conv2d(x, self._w[dtype], stride=self._stride, padding=self._padding, dilation=self._dilation,
+                     groups=self._groups)[0].permute(1, 2, 0)                         # (X', Y', C_out)
         if (bound << self._g) < (1 << (CONV_WRAP_BITS - 1)):                  # no wrap possible
             a = y.to(torch.int32)
             self.a_buf = (torch.bitwise_left_shift(a, self._g) if self._g else a).numpy()
@@ -207,13 +210,14 @@ class FastMTNeuronModel(PyMTNeuronModel):
 
     out_dtype: ty.ClassVar[type] = np.int32
 
-    def _prepare(self) -> None:
-        self._bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64)).reshape(-1)
+    def _prepare(self) -> np.ndarray:
+        bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64)).reshape(-1)
         self._theta = np.asarray(self._thresholds, np.int64)
         self._r = np.asarray(self._ratios, np.int64)
-        self._out = np.zeros(self._zero_out.size, self.out_dtype)
+        self._out: np.ndarray = np.zeros(self._zero_out.size, self.out_dtype)
         self._packed = np.zeros(self._zero_rec.size, np.int32)
         self._counts = np.zeros(len(self._thresholds), np.int64)
+        return bias
 
     def run_spk(self) -> None:
         current = self.a_in.recv()
@@ -222,13 +226,14 @@ class FastMTNeuronModel(PyMTNeuronModel):
             self.s_out.send(self._zero_out)
             self.rec_out.send(self._zero_rec)
             return
-        if self._bias is None:
-            self._prepare()
+        bias = self._bias
+        if bias is None:
+            bias = self._bias = self._prepare()
         j, k = position
         v = self.v.reshape(-1)
         if k == 0:
             v[:] = 0
-        total = np.asarray(current, np.int64).reshape(-1) + self._bias
+        total = np.asarray(current, np.int64).reshape(-1) + bias
         self._counts[:] = 0
         col = self.column(j)
         self.saturations[col] += mt_step_int(v, total, self._theta, self._r, self._v_limit, self._graded,

@@ -134,7 +134,8 @@ class LavaPlan:
 
     def unproven(self) -> list[str]:
         """Synapse groups whose static bound does not exclude a wrap (checked at run time by the exact models)."""
-        return [g.name for g in (*self.convs, *self.sparse) if g.bound >= g.limit]
+        groups: list[ConvPlan | SparsePlan] = [*self.convs, *self.sparse]
+        return [g.name for g in groups if g.bound >= g.limit]
 
 
 def _neuron(layer: SynapticLayer) -> NeuronPlan:

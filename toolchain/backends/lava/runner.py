@@ -38,8 +38,8 @@ from ...simulators.kernels import fixed, image_levels, static_current
 from ...simulators.result import SimulationResult
 from ...vocab import LOWERINGS, RECORDS, Lowering, Record
 from .graph import PROCESSES, Job, ModelOverride
-from .plan import DELAYS, Delays
 from .patch import INSTALL
+from .plan import DELAYS, Delays
 from .worker import SHM_DIR, worker_main
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -54,8 +54,8 @@ class LavaTiming:
     ``run_s`` is the stepping alone (Lava's run of ``lava_steps`` steps, with the Recorder drained
     as it goes); ``per_step_s`` = run_s / logical steps T (what one step of the reference
     simulator's T-step run corresponds to, the latency steps included), ``per_lava_step_s`` =
-    run_s / lava_steps (= latency + N T for N images). ``total_s`` is end to end: fork, build, compile, worker start, run, read back,
-    stop and clean-up.
+    run_s / lava_steps (= latency + N T for N images). ``total_s`` is end to end: fork, build,
+    compile, worker start, run, read back, stop and clean-up.
     """
 
     total_s: float

@@ -119,17 +119,21 @@ class LavaNetwork(AbstractProcess):
         self.plan = plan = plan_network(network, lowering, delays)  # type: ignore[arg-type]
         self.lowering = plan.lowering
         self.latency = plan.latency
-        window = dict(window=self.steps, images=images)
         self.neurons: dict[str, ty.Any] = {}
         for spec in plan.neurons:
-            common = dict(shape=spec.shape, bias_mant=spec.bias_mant, bias_exp=spec.bias_exp, start=spec.start,
-                          name=spec.name, **window)
-            self.neurons[spec.name] = (MTNeuron(thresholds=spec.thresholds, lowering=plan.lowering, record=record,
-                                                **common) if spec.thresholds else Accumulator(**common))
+            if spec.thresholds:
+                self.neurons[spec.name] = MTNeuron(
+                    shape=spec.shape, thresholds=spec.thresholds, bias_mant=spec.bias_mant, bias_exp=spec.bias_exp,
+                    start=spec.start, window=self.steps, images=images, lowering=plan.lowering, record=record,
+                    name=spec.name)
+            else:
+                self.neurons[spec.name] = Accumulator(
+                    shape=spec.shape, bias_mant=spec.bias_mant, bias_exp=spec.bias_exp, start=spec.start,
+                    window=self.steps, images=images, name=spec.name)
         static = plan.static
         assert static is not None
         self.host_static = HostStatic(layer=static, in_shape=xyz(network.input.shape), shape=xyz(static.shape),
-                                      start=1, name="host_static", **window)
+                                      start=1, window=self.steps, images=images, name="host_static")
         self.host_static.a_out.connect(self.neurons[static.name].a_in)
         self.synapses: dict[str, ty.Any] = {}
         self.delay_lines: dict[str, DelayLine] = {}
@@ -213,7 +217,8 @@ class LavaNetwork(AbstractProcess):
 
         return model_map(self, fast=fast, exact=exact)
 
-    def run_config(self, fast: bool = True, exact: bool = True, extra: ty.Mapping[ty.Any, type] | None = None) -> ty.Any:
+    def run_config(self, fast: bool = True, exact: bool = True,
+                   extra: ty.Mapping[ty.Any, type] | None = None) -> ty.Any:
         """``Loihi2SimCfg(select_tag='fixed_pt')`` with :meth:`model_map` (plus ``extra``) as exceptions."""
         from lava.magma.core.run_configs import Loihi2SimCfg
 
