@@ -19,6 +19,7 @@ from toolchain.backends.lava.layout import (
     interleave,
     lava_conv_weight,
     matrix_bound,
+    pool_groups,
     pool_weight,
     power_split,
     shuffle_shapes,
@@ -74,10 +75,22 @@ def test_compartment_interleave_and_depthwise_pool():
     got = _lava_conv(cat, interleave(lava_conv_weight(m), factors), (1, 1), (1, 1))
     expected = sum(f * _torch(F.conv2d, s, m, padding=1) for f, s in zip(factors, spikes))
     np.testing.assert_array_equal(from_xyz(got), expected)
-    pooled = _lava_conv(cat, pool_weight(7, 3, (2, 2), factors), (2, 2), (0, 0), groups=3)
+    pooled = _lava_conv(cat, pool_weight(7, 3, (2, 2), factors), (2, 2), (0, 0), groups=pool_groups(3))
     expected = sum(f * 7 * 4 * F.avg_pool2d(torch.tensor(s[None], dtype=torch.float64), 2)[0].numpy()
                    for f, s in zip(factors, spikes))
     np.testing.assert_array_equal(from_xyz(pooled), expected)
+
+
+def test_wide_pools_use_block_diagonal_groups_an_int8_holds():
+    """Lava's Conv keeps ``groups`` in an int8: 256 channels pool as 64 groups of 4 (block-diagonal weights)."""
+    assert pool_groups(3) == 3 and pool_groups(127) == 127 and pool_groups(128) == 64 and pool_groups(512) == 64
+    assert pool_groups(254) == 127 and pool_groups(131) == 1
+    x = RNG.integers(0, 16, size=(256, 4, 6))                                 # graded payloads
+    weight = pool_weight(5, 256, (2, 2), [1])
+    assert weight.shape == (256, 2, 2, 4)
+    got = _lava_conv(to_xyz(x), weight, (2, 2), (0, 0), groups=pool_groups(256))
+    expected = 5 * 4 * F.avg_pool2d(torch.tensor(x[None], dtype=torch.float64), 2)[0].numpy()
+    np.testing.assert_array_equal(from_xyz(got), expected)
 
 
 @pytest.mark.parametrize("k, s, p, op", [(3, 2, 1, 1), (2, 2, 0, 0), (4, 2, 1, 0), (3, 1, 1, 0), (3, 3, 0, 0),

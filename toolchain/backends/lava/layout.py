@@ -59,13 +59,27 @@ def interleave(weight: np.ndarray, factors: Sequence[int]) -> np.ndarray:
     return stacked.reshape(w.shape[:3] + (w.shape[3] * len(factors),))
 
 
+MAX_GROUPS = 127                # Lava's Conv keeps ``groups`` in an int8 Var (its models read it back as int8)
+
+
+def pool_groups(channels: int) -> int:
+    """The ``groups`` of a sum pool's Conv: the largest divisor of ``channels`` that an int8 holds."""
+    return max(g for g in range(1, min(channels, MAX_GROUPS) + 1) if channels % g == 0)
+
+
 def pool_weight(mantissa: int, channels: int, kernel: tuple[int, int], factors: Sequence[int]) -> np.ndarray:
-    """The depthwise (``groups = channels``) Lava ``Conv`` weights of a sum pool with one mantissa:
-    (C, kx, ky, N) with every tap of input i (compartment i, or the graded payload for N = 1) equal to
-    ``mantissa * factors[i]``."""
+    """The Lava ``Conv`` weights of a sum pool with one mantissa, for ``groups = pool_groups(C)``:
+    (C, kx, ky, (C / groups) N), block-diagonal. Output channel c reads input channel c of its group
+    (local index c mod C/groups) with every tap of input i (compartment i, or the graded payload for
+    N = 1) equal to ``mantissa * factors[i]`` (depthwise when C <= 127)."""
     kh, kw = kernel
-    return np.broadcast_to(np.asarray([int(mantissa) * int(f) for f in factors], np.int64),
-                           (channels, kw, kh, len(factors))).copy()
+    per_group = channels // pool_groups(channels)
+    n = len(factors)
+    weight = np.zeros((channels, kw, kh, per_group * n), np.int64)
+    for c in range(channels):
+        j = c % per_group
+        weight[c, :, :, j * n:(j + 1) * n] = [int(mantissa) * int(f) for f in factors]
+    return weight
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ image j runs at Lava step depth(l) + 1 + j T + k):
   - D_p = 0, or D_p > 0 with ``delays="line"``: stock ``Conv`` (its weight_exp is ignored by every Lava
     model, so exponent and spike weights are multiplied into the weights: m r_i 2**e_p on the
     compartments map, m 2**e_p on the graded payload with ``num_message_bits = bitlen(sum r)``); a
-    pool is a depthwise Conv (groups = C) of stride k; a transposed conv a phase Conv plus a pixel
+    pool is a grouped Conv of stride k (depthwise for C <= 127: Lava keeps ``groups`` in an int8, so
+    wider pools use block-diagonal groups); a transposed conv a phase Conv plus a pixel
     shuffle (:mod:`.layout`); a delayed part reads its source through an own ``DelayLine`` of D_p steps;
   - D_p > 0 with ``delays="sparse"``: stock ``DelaySparse`` (delay D_p, arrival t + 1 + D_p) with
     Loihi's 8-bit mixed-sign mantissas 2m and ``weight_exp = e_p + k - 1`` (Lava shifts the summed
@@ -46,6 +47,7 @@ from .layout import (
     interleave,
     lava_conv_weight,
     matrix_bound,
+    pool_groups,
     pool_weight,
     power_split,
     xyz,
@@ -160,7 +162,7 @@ def _conv_group(layer: SynapticLayer, src: SynapticLayer, m: np.ndarray, exp: in
     groups = 1
     if isinstance(layer, SumPool):
         weight = pool_weight(int(m.reshape(-1)[0]), c_in, layer.kernel, factors)
-        stride, padding, groups = layer.kernel[::-1], (0, 0), c_in
+        stride, padding, groups = layer.kernel[::-1], (0, 0), pool_groups(c_in)
     elif isinstance(layer, ConvTranspose):
         phase = convT_as_conv(m, src.shape[1:], layer.shape[1:], layer.kernel, layer.stride, layer.padding)
         weight = interleave(lava_conv_weight(phase.weight), factors)
