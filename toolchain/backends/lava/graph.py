@@ -219,5 +219,5 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
         "accumulator": accumulator, "packed": packed, "spike_counts": counts, "saturations": saturations,
         "timing": {"build_s": t_build - t0, "compile_s": t_compiled - t_build, "run_s": t_run - t_compiled,
                    "read_s": t_read - t_run, "stop_s": t_stop - t_read, "lava_steps": n_steps,
-                   "processes": len(models)},
+                   "processes": sum(1 for proc in models if proc is not net)},   # leaf processes
     }
