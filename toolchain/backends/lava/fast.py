@@ -267,12 +267,19 @@ def _int8(proc: MTNeuron) -> bool:
 
 
 def warm_up() -> None:
-    """Compile (or load) the numba MT kernel in this process, before Lava forks its workers: they inherit
-    it (each would otherwise spend a second of CPU loading it at its first active step)."""
+    """Compile (or load) the numba MT kernel and run torch's conv once in this process, before Lava forks
+    its workers: they inherit both (each would otherwise spend up to a second of CPU on it at its first
+    active step)."""
     z = np.zeros(2, np.int64)
     one = np.ones(1, np.int64)
     for dtype in (np.int8, np.int32):
         mt_step_int(z.copy(), z, one, one, 1, True, np.zeros(2, dtype), np.zeros(2, np.int32), np.zeros(1, np.int64))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    for dt in (torch.float32, torch.float64):
+        x = torch.zeros((1, 2, 4, 4), dtype=dt).contiguous(memory_format=torch.channels_last)
+        F.conv2d(x, torch.zeros((2, 2, 3, 3), dtype=dt).contiguous(memory_format=torch.channels_last), padding=1)
+    torch.set_num_threads(threads)
 
 
 def model_map(net: LavaNetwork, fast: bool = True, exact: bool = True) -> dict[ty.Any, type]:
