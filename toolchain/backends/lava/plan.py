@@ -29,7 +29,7 @@ run time by the exact models (:mod:`..fast`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -128,7 +128,6 @@ class LavaPlan:
     convs: tuple[ConvPlan, ...] = ()
     sparse: tuple[SparsePlan, ...] = ()
     static: SynapticLayer | None = None
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def latency(self) -> int:

@@ -104,8 +104,9 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
     own stock models (slow). The result equals ``ReferenceSimulator(network).run(images, steps,
     record)`` field for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
     uint8} in logical time, the latency shift undone. ``result.timing`` holds the wall times.
-    A synapse group whose sum would wrap in Lava's arithmetic (24-bit Conv) raises a BackendError
-    naming it (``ExactnessError`` in the worker) rather than giving other spikes.
+    A synapse group whose sum would wrap in Lava's arithmetic (24-bit Conv) raises
+    :class:`~toolchain.errors.ExactnessError` (a BackendError) naming it, rather than giving other spikes
+    (with ``fast=False`` Lava's own models wrap unchecked).
 
     Raises :class:`~toolchain.errors.BackendError` when Lava fails or runs past ``timeout_s``
     (wall-clock seconds for the whole call); nothing is left running either way.
