@@ -126,17 +126,6 @@ def runtime_workers(runtime: Any) -> list[Any]:
     return list(getattr(getattr(runtime, "_messaging_infrastructure", None), "actors", []))
 
 
-def runtime_errors(runtime: Any) -> list[str]:
-    """The tracebacks of a runtime's workers that raised (Lava joins them and keeps ``exception`` when its
-    run fails: ``RuntimeError: n Exception(s) occurred``)."""
-    errors = []
-    for worker in runtime_workers(runtime):
-        exc = getattr(worker, "_exception", None)
-        if exc:
-            errors.append(f"Lava worker {worker.name} died:\n{str(exc[1]).rstrip()}")
-    return errors
-
-
 def kill_runtime(runtime: Any) -> None:
     """Kill a runtime's workers (SIGKILL) and shut its shared-memory manager down (unlinks segments)."""
     for worker in runtime_workers(runtime):
