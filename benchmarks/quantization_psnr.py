@@ -21,10 +21,10 @@ sys.path.insert(0, str(ROOT))
 def measure(checkpoint: str, steps: int, sigma: float, crop: int, seed: int, lowering: str) -> dict:
     from toolchain.verbs.fidelity import quantization_psnr
     from toolchain.frontend.checkpoint import load_snn
-    from toolchain.verbs.workflows import DataSource
+    from toolchain.verbs.source import DataSource
 
     snn, ckpt = load_snn(checkpoint)
-    _, test = DataSource.from_meta(ckpt.meta, ckpt.config).load()
+    _, test = DataSource.from_meta(ckpt.meta, ckpt.spec).load()
     return {"checkpoint": checkpoint, **quantization_psnr(snn, ckpt.spiking, test, steps, sigma, crop, seed, lowering)}
 
 

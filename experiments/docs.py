@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from . import plots, sections, sections_deploy
+from . import plots, sections, sections_deploy, sections_loihi2
 from .runner import EXPERIMENTS, command
 
 
@@ -104,6 +104,7 @@ def write_docs(out: str | Path, docs_dir: str | Path = "docs") -> Path:
         else:
             title = EXPERIMENTS[name][1]
             lines += [f"## {title}", "", f"Not run yet: `{command(name, quick, out)}`.", ""]
+    lines += sections_loihi2.section(docs_dir / "results")
     lines += sections_deploy.not_done(results)
     grid = out / "figures" / "denoise_grid.png"
     if grid.exists():

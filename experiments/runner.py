@@ -18,7 +18,7 @@ import torch
 
 from toolchain.files import write_json
 
-from . import ablation, deploy, figures, neurons, tables, time_steps
+from . import ablation, deploy, figures, foreign, neurons, tables, time_steps
 from .common import Context, Settings, log
 
 Experiment = Callable[[Context], dict[str, Any]]
@@ -33,6 +33,7 @@ EXPERIMENTS: dict[str, tuple[Experiment, str]] = {
     "figures": (figures.run, "Fig. 3 (activation vs spike rate), firing rates, image grid"),
     "speed": (deploy.run_speed, "PyTorch SNN time vs T x ANN time; export time"),
     "neurons": (neurons.run, "IF / ML / RS / MT neurons, converted + fine-tuned and trained directly (Tables 1-2)"),
+    "foreign_unet": (foreign.run, "milesial's U-Net (BatchNorm, MaxPool, F.pad) captured, converted, fine-tuned"),
 }
 DEFAULT_OUT = "runs/experiments"
 QUICK_OUT = "runs/experiments_quick"

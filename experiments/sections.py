@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 from . import plots
 from .markdown import Lines, _by_sigma, _cmd, _psnr_ssim, _table, f2, f3, signed
-from .sections_deploy import energy, figures_section, quantized, speed
+from .sections_deploy import energy, figures_section, foreign_unet, quantized, speed
 
 
 # ------------------------------------------------------------------------------------------ tables 1-2
@@ -226,4 +226,4 @@ def time_steps(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> L
 SECTIONS: list[tuple[str, Callable[[dict[str, Any], Path, dict[str, Any]], Lines]]] = [
     ("tables12", tables12), ("neurons", neurons), ("ablation", ablation), ("thresholds", thresholds),
     ("time_steps", time_steps), ("energy", energy), ("quantized", quantized), ("figures", figures_section),
-    ("speed", speed)]
+    ("speed", speed), ("foreign_unet", foreign_unet)]

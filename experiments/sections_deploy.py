@@ -47,8 +47,10 @@ def energy(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines
             f"{r['paper_method_synops']['snn_synops'] / r['paper_method']['ann_macs']:.2f}x the U-Net's "
             f"{sci(r['paper_method']['ann_macs'])} MACs.", "",
             f"Loihi 2 energy breakdown (compartments lowering): {parts}. The U-Net's row is the paper's 45 nm fp32 "
-            "MAC figure, not a measured CPU or GPU. Intel has not published Loihi 2's per-operation energies: the "
-            "profile's figures are assumptions derived from Loihi 1 (see `hw_profiles/loihi2.json`).", "",
+            "MAC figure, not a measured CPU or GPU. The Loihi 2 rows of this table were computed by the experiment "
+            f"run of commit {rec.get('git_commit')}, with the profile of that time (Loihi 1 per-operation figures, "
+            "8192 compartments per core, 0.1 W static power per chip); the profile calibrated on Intel's measured "
+            "runs and its figures for the same demo network are in the Loihi 2 section below.", "",
             f"Paper (CamSeq01, full-size U-Net at 256x256): U-Net {sci(pt['unet_flops'])} FLOPs, {sci(pt['unet_energy_j'])} J; "
             f"Spiking-UNet {sci(pt['snn_flops'])} FLOPs, {sci(pt['snn_energy_j'])} J (431x less). The paper's method "
             "counts a spike as one addition whatever its fan-out; counting each spike's synaptic operations (what a "
@@ -215,4 +217,29 @@ def not_done(results: dict[str, dict[str, Any]]) -> Lines:
             "spiking-flow step per batch on 2 CPU cores, so every DT row here had "
             f"{s.get('dt_batches')} batches.",
             f"* The converted-only rows at T=1000 (T={s.get('very_long_t')} here) and the paper's 100-epoch "
-            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).", ""]
+            f"fine-tuning at lr 1e-6 (T x batches = {s.get('ft_step_budget')} at lr {s.get('ft_lr')} here).",
+            "* Loihi 2: time and energy are calibrated on one measured network (PilotNet LIF) and not validated on a "
+            "second one (no other compute-bound Loihi 2 run with timing and power is public); the paper-size U-Net "
+            "is costed with random (converted, untrained) weights; traffic between chips is not modelled.", ""]
+
+
+def foreign_unet(rec: dict[str, Any], figures: Path, results: dict[str, Any]) -> Lines:
+    r = rec["results"]
+    rows = []
+    for row in r["rows"]:
+        size = row["size"]
+        rows.append([f"{row['pool']}pool", f"{row.get('percentile', 99.9):g}", f2(row["ann_psnr"]), f2(row["rewritten_ann_psnr"]),
+                     f2(row["converted_psnr"]), f2(row["finetuned_psnr"]), ", ".join(row["rewrites"]),
+                     f"{size['pair_extra'] / max(1, size['neurons'] - size['pair_extra']):+.0%}"])
+    t = r["steps"]
+    return ["## Bring your own U-Net: milesial's U-Net through the toolchain", "", *_cmd(rec),
+            f"`{r['model']}` (BatchNorm, MaxPool or AvgPool, ConvTranspose k2 up, `F.pad`) trained as a denoiser on "
+            f"the gray training photos, converted with `toolchain.frontend.capture.from_model` (torch.export), "
+            f"fine-tuned with the spiking flow at T={t}. PSNR (dB) at sigma {r['sigma']:g} on "
+            f"{', '.join(r['test_images'])} (central {r['crop']}x{r['crop']}). *rewritten ANN*: the captured graph "
+            "run as a ReLU network, i.e. with MaxPool replaced by AvgPool (`--maxpool avg`): the rewrite's cost "
+            "before any spikes. *pair neurons*: the neurons the exact signed pairs add (`--linear pair`, for the "
+            f"ConvTranspose without activation before each concat), at {r['side']}x{r['side']}.", "",
+            *_table(["trained with", "percentile", "ANN", "rewritten ANN", f"SNN T={t}, converted", f"SNN T={t}, fine-tuned",
+                     "rewrites", "pair neurons"], rows), ""]
+

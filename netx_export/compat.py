@@ -137,6 +137,9 @@ def _check_sequential(network: QuantizedNetwork) -> list[Conv]:
             raise ExportError(f"layer {layer.name}: {type(neuron).__name__} neurons are not supported here")
         if layer.stride[0] != layer.stride[1] or layer.padding[0] != layer.padding[1]:
             raise ExportError(f"layer {layer.name}: only square stride / padding are supported")
+        if layer.groups != 1:
+            raise ExportError(f"layer {layer.name}: grouped convolutions (groups {layer.groups}) have no stock "
+                              f"netx equivalent here; {BACKEND_HINT}")
     if len(chain) < 2:
         raise ExportError("a stock netx network needs the static layer and at least one more convolution")
     return chain

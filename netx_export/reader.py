@@ -125,14 +125,19 @@ def _parse_synaptic(g: FieldGroup, common: dict[str, Any], inputs: list[int], ct
     kernel, stride, padding = g.pair("kernelSize", 1), g.pair("stride", 1), g.pair("padding", 0)
     if g.pair("dilation", 1) != 1:
         g.fail("dilation", "only dilation 1 is supported")
-    g.expect("groups", 1, "only ungrouped convolutions are supported")
+    groups = g.int("groups", lo=1, hi=max(1, c_in)) if kind != "pool" else g.int("groups", lo=1, hi=1)
+    if c_in % groups or c_out % groups:
+        g.fail("groups", f"{groups} must divide the {c_in} input and {c_out} output channels")
+    if groups > 1 and isinstance(src, Concat):
+        g.fail("groups", "a grouped convolution cannot be fed by a concat")
     output_padding = g.pair("outputPadding", 0) if kind == "convT" else 0
     if output_padding >= stride:
         g.fail("outputPadding", f"{output_padding} must be smaller than the stride {stride}")
     if kind == "pool" and (stride != kernel or padding != 0):
         g.fail("stride", "a pool layer needs stride = kernel and no padding "
                          f"(got stride {stride}, kernel {kernel}, padding {padding})")
-    weight_shape = {"conv": (c_out, c_in, kernel, kernel), "convT": (c_in, c_out, kernel, kernel), "pool": (1,)}
+    weight_shape = {"conv": (c_out, c_in // groups, kernel, kernel), "convT": (c_in, c_out // groups, kernel, kernel),
+                    "pool": (1,)}
     weight = g.ints("weight", shape=weight_shape[kind])
     weight_exp = g.ints("weightExp", shape=(parts,))
     bias = g.ints("bias", shape=(c_out,))
@@ -144,12 +149,13 @@ def _parse_synaptic(g: FieldGroup, common: dict[str, Any], inputs: list[int], ct
                              bias_exp=bias_exp.astype(schema.MEMORY_DTYPE["biasExp"]), unit=common.pop("unit"))
     k, st, pd = (kernel, kernel), (stride, stride), (padding, padding)
     if kind == "conv":
-        return Conv(**common, neuron=neuron, synapses=synapses, kernel=k, stride=st, padding=pd, static=bool(static))
+        return Conv(**common, neuron=neuron, synapses=synapses, kernel=k, stride=st, padding=pd, static=bool(static),
+                    groups=groups)
     if static:
         g.fail("static", "only a conv fed directly by the input layer can be static")
     if kind == "convT":
         return ConvTranspose(**common, neuron=neuron, synapses=synapses, kernel=k, stride=st, padding=pd,
-                             output_padding=(output_padding, output_padding))
+                             output_padding=(output_padding, output_padding), groups=groups)
     return SumPool(**common, neuron=neuron, synapses=synapses, kernel=k, pool_weight=g.float("poolWeight"))
 
 

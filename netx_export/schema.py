@@ -16,9 +16,9 @@ File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
         unit       float  integer membrane units per 1.0 of the float SNN      *
         source     str    JSON of the layer's LayerSource (only when non-empty) *
       conv / convT / pool:
-        inChannels outChannels groups (=1)                  int
+        inChannels outChannels groups (1 for pools; divides both channel counts)   int
         kernelSize stride padding dilation (=1) [outputPadding*, convT]   ints (y, x)
-        weight     int mantissas; conv (out, in, k, k), convT (in, out, k, k) (torch layouts),
+        weight     int mantissas; conv (out, in/groups, k, k), convT (in, out/groups, k, k) (torch layouts),
                    pool shape (1,)
         weightExp* one exponent per input part;  bias, biasExp*: one per output channel
         static*    0/1;   poolWeight* (pool): the float SNN's pooling weight

@@ -34,15 +34,16 @@ HEADERS = {"index": "#", "name": "layer", "type": "type", "shape": "CxHxW", "neu
            "delays": "delays", "clipped_weights": "clip_w", "clipped_biases": "clip_b"}
 
 
-def _taps(layer: Conv | ConvTranspose, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int) -> int:
+def _taps(layer: Conv | ConvTranspose, in_hw: tuple[int, int], kernel: torch.Tensor, channels_in: int,
+          groups: int = 1) -> int:
     """Sum over the layer's output of the synaptic taps landing on real input pixels, for ``kernel``."""
     ones = torch.ones((1, channels_in, *in_hw), dtype=torch.float64)
     if isinstance(layer, Conv):
-        out = F.conv2d(ones, kernel, stride=layer.stride, padding=layer.padding)
+        out = F.conv2d(ones, kernel, stride=layer.stride, padding=layer.padding, groups=groups)
     else:
         assert isinstance(layer, ConvTranspose)
         out = F.conv_transpose2d(ones, kernel, stride=layer.stride, padding=layer.padding,
-                                 output_padding=layer.output_padding)
+                                 output_padding=layer.output_padding, groups=groups)
     return int(round(float(out.sum())))
 
 
@@ -58,9 +59,10 @@ def synapse_counts(network: Network, layer: Layer) -> tuple[int, int]:
         dense = c_out * out_h * out_w * layer.kernel[0] * layer.kernel[1]
         return dense, dense if np.any(weight != 0) else 0
     assert isinstance(layer, (Conv, ConvTranspose))
-    dense = c_in * c_out * _taps(layer, (in_h, in_w), torch.ones((1, 1, *layer.kernel), dtype=torch.float64), 1)
+    pairs = c_in * c_out // layer.groups      # connected (input channel, output channel) pairs
+    dense = pairs * _taps(layer, (in_h, in_w), torch.ones((1, 1, *layer.kernel), dtype=torch.float64), 1)
     nonzero = torch.from_numpy(weight != 0).to(torch.float64)
-    return dense, _taps(layer, (in_h, in_w), nonzero, c_in)
+    return dense, _taps(layer, (in_h, in_w), nonzero, c_in, layer.groups)
 
 
 def _join(values: Sequence[Any]) -> str:

@@ -113,7 +113,8 @@ def layer_entries(network: QuantizedNetwork, layer: Layer) -> list[Entry]:
         assert isinstance(syn, FixedSynapses)
         entries += [("inChannels", network[layer.source_name].shape[0]), ("outChannels", c),
                     ("kernelSize", layer.kernel), ("stride", layer.stride),  # type: ignore[attr-defined]
-                    ("padding", layer.padding), ("dilation", 1), ("groups", 1)]  # type: ignore[attr-defined]
+                    ("padding", layer.padding), ("dilation", 1),  # type: ignore[attr-defined]
+                    ("groups", getattr(layer, "groups", 1))]
         if isinstance(layer, ConvTranspose):
             entries.append(("outputPadding", layer.output_padding))
         entries += [("weight", syn.weight), ("weightExp", list(syn.weight_exp)), ("bias", syn.bias),

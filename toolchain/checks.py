@@ -25,3 +25,16 @@ def positive_number(name: str, value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     return float(value)
+
+
+def strict_isinstance(value: object, kind: type) -> bool:
+    """``isinstance`` without bool passing for int (True is not a version number)."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def short_repr(value: object) -> str:
+    """A short repr for an error line (a fuzzed file can hold anything, of any size)."""
+    shape = getattr(value, "shape", None)
+    text = f"a tensor of shape {tuple(shape)}" if shape is not None and not isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -12,46 +12,31 @@ import argparse
 import re
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from toolchain.vocab import LAYOUTS, LOWERINGS, NORMALIZATIONS, TARGETS, TASKS
+from toolchain.data.folder import MASK_KINDS
+from toolchain.verbs import arguments
+from toolchain.vocab import (
+    ALIGN_CORNERS_REWRITES,
+    LAYOUTS,
+    LINEAR_REWRITES,
+    LOWERINGS,
+    MAXPOOL_REWRITES,
+    NORMALIZATIONS,
+    TARGETS,
+    TASKS,
+)
 
 FLAGS = {"width": "--width", "channels": "--channels", "data": "--data DIR", "strict": "--strict",
-         "batch": "--batch", "workers": "--workers"}
+         "batch": "--batch", "workers": "--workers", "steps": "--steps", "add_noise": "--add-noise",
+         "reset_interval": "--reset-interval", "reset_offset": "--reset-offset", "maxpool": "--maxpool",
+         "linear": "--linear", "align_corners": "--align-corners", "task": "--task", "classes": "--classes",
+         "patch": "--patch", "masks": "--masks", "noise_level": "--noise-level"}
 """Settings named in library messages (as `name`) and the flags that set them."""
-
-
-def _thresholds(text: str) -> tuple[float, ...]:
-    """``4`` -> Theorem 3.1's default (2, 1, 0.5, 0.25); ``2,1,0.5`` -> that list."""
-    from toolchain.errors import ConfigError
-    from toolchain.neuron.mt import default_thresholds, validate_thresholds
-    try:
-        if "," not in text and "." not in text:
-            return default_thresholds(int(text))
-        return validate_thresholds(float(v) for v in text.split(","))
-    except (ValueError, ConfigError):
-        raise argparse.ArgumentTypeError("thresholds must be a count (4) or a list (2,1,0.5,0.25), "
-                                         f"got {text!r}") from None
-
-
-def _percentile(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"percentile must be a number or 'max', got {text!r}") from None
-
-
-def _hw(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
-    return (parts[0], parts[-1])
+MASKS_HELP = ("how --data's folder-layout mask files are read: binary (0/1, 0/255), classes (indices 0..K-1), "
+              "instances (0 background, 1..N objects -> foreground); auto: 0/255 as binary, else classes")
 
 
 class Terminated(KeyboardInterrupt):
@@ -75,25 +60,41 @@ def _say(text: str) -> None:
 
 def _schedule(a: argparse.Namespace) -> Any:
     from toolchain.verbs.runs import Schedule
-    return Schedule(a.epochs, a.batches_per_epoch, a.batch, a.patch, a.lr)
+    return Schedule(a.epochs, a.batches_per_epoch, a.batch, a.patch, a.lr, a.lr_final, a.augment, a.by_area)
 
 
 def cmd_train(a: argparse.Namespace) -> Any:
     from toolchain.verbs.source import DataSource
     from toolchain.verbs.train import TrainSettings, train
-    source = DataSource(a.task, a.channels, a.data, a.layout).resolved()
-    report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume), log=_say)
+    source = DataSource(a.task, a.channels, a.data, a.layout, a.masks).resolved()
+    report = train(TrainSettings(source, a.out, _schedule(a), a.width, a.depth, a.classes, a.seed, a.resume,
+                                 a.noise_map), log=_say)
     _say(f"trained {a.task} U-Net (width {a.width}, depth {a.depth}) in {report.run.seconds:.0f} s, "
          f"final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
 
 def cmd_convert(a: argparse.Namespace) -> Any:
+    from toolchain.frontend.capture import CaptureOptions
     from toolchain.frontend.conversion import ConversionSettings
-    from toolchain.verbs.train import ConvertSettings, convert_checkpoint
-    report = convert_checkpoint(ConvertSettings(a.checkpoint, a.out,
-                                                ConversionSettings(a.norm, a.percentile, a.thresholds),
-                                                a.calibration, a.patch, a.seed))
+    from toolchain.verbs.convert import ConvertSettings, convert_checkpoint
+    report = convert_checkpoint(ConvertSettings(
+        a.checkpoint, a.out, ConversionSettings(a.norm, a.percentile, a.thresholds), a.calibration, a.patch, a.seed,
+        a.data, a.layout, a.masks, a.task, a.channels, a.classes,
+        CaptureOptions(a.maxpool, a.linear, a.align_corners)))
+    capture = report.capture
+    if capture is not None:
+        kinds = sorted({r["kind"] for r in capture["rewrites"]})
+        fid = capture["fidelity"][0] if capture["fidelity"] else None
+        print(f"captured {capture['layers']} layers (inputs padded to multiples of {capture['multiple']}); "
+              f"rewrites: {', '.join(kinds) or 'none'}"
+              + (f"; lowered ANN vs program: max |error| {fid['max_abs_error']:.2e} "
+                 f"(output max {fid['output_abs_max']:.3g})" if fid else ""))
+        quality = capture.get("quality")
+        if quality:
+            print(f"ANN {quality['metric']} on {quality['images']} test crops at the export size: "
+                  f"{quality['original']:.4g} (the program) -> {quality['converted_ann']:.4g} (after the inexact "
+                  f"rewrites; fine-tuning the SNN adapts to them)")
     print(f"converted with {a.norm}-wise normalization, thresholds {list(a.thresholds)} -> {a.out}")
     return report
 
@@ -109,7 +110,7 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
 def cmd_evaluate(a: argparse.Namespace) -> Any:
     from toolchain.verbs.evaluate import EvaluateSettings, evaluate_checkpoint
     report = evaluate_checkpoint(EvaluateSettings(a.checkpoint, a.steps, tuple(a.sigma), a.seed, a.crop, a.data,
-                                                  a.layout))
+                                                  a.layout, a.masks))
     for row in report.denoise or []:
         print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
     if report.segmentation is not None:
@@ -136,8 +137,9 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
     from toolchain.backends import BackendOptions
     from toolchain.verbs.hardware_report import HardwareSummary
     from toolchain.verbs.simulate import SimulateSettings, simulate_file
+    options = BackendOptions(timeout_s=a.timeout, reset_interval=a.reset_interval, reset_offset=a.reset_offset)
     report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
-                                            _profile(a), BackendOptions(timeout_s=a.timeout), a.batch, a.workers))
+                                            _profile(a), options, a.batch, a.workers, a.noise_level))
     for row in report.images:
         print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
               f"on {row.backend} -> {row.out}")
@@ -149,7 +151,7 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
 def cmd_report(a: argparse.Namespace) -> Any:
     from toolchain.verbs.hardware_report import HardwareSummary, ReportSettings, report_file
     report = report_file(ReportSettings(a.network, a.out, a.input, a.steps, _profile(a), a.add_noise, a.seed,
-                                        a.max_chips))
+                                        a.max_chips, a.reset_interval, a.reset_offset))
     print(HardwareSummary(**report["summary"]).describe())
     print(f"wrote {a.out}/report.json, report.md and plots")
     return report["summary"]
@@ -181,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"patches per batch (default {batch}); under torchrun the global batch, split over ranks")
         p.add_argument("--patch", type=int, default=48, help="patch side in pixels (default 48)")
         p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr:g})")
+        p.add_argument("--lr-final", type=float, help="cosine decay of the learning rate to this value over the run "
+                                                      "(default: constant)")
+        p.add_argument("--augment", action="store_true",
+                       help="train on every image at scales 1, 0.75, 0.5 and transposed (with the flips: all 8 "
+                            "rotations and flips)")
+        p.add_argument("--by-area", action="store_true",
+                       help="draw training images with probability proportional to their area (default: uniformly)")
         p.add_argument("--resume", action="store_true",
                        help="continue from the checkpoint at --out (saved after every epoch) if there is one")
 
@@ -190,21 +199,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", type=int, default=2, help="segmentation classes (default 2)")
     p.add_argument("--width", type=int, default=64, help="channels of the first stage (paper: 64)")
     p.add_argument("--depth", type=int, default=4, help="number of pooling stages (paper: 4)")
+    p.add_argument("--noise-map", action="store_true",
+                   help="denoising: tell the network its noise level (one more input channel, sigma / 255; "
+                        "FFDNet-style); a blind U-Net removes fine texture as noise")
     p.add_argument("--data", metavar="DIR", help="a dataset folder instead of the embedded photos (see --layout)")
     p.add_argument("--layout", choices=LAYOUTS, default="auto",
                    help="layout of --data: folder = DIR/{train,test}/images[,masks]; or a paper dataset in its "
                         "published layout (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     training_options(p, epochs=10, lr=1e-3, batch=16)
 
-    p = verb("convert", "convert an ANN checkpoint into a Spiking-UNet", cmd_convert)
-    p.add_argument("checkpoint", help="ANN checkpoint (.pt)")
+    p = verb("convert", "convert an ANN checkpoint, or any U-Net saved with torch.export (.pt2), into a "
+                        "Spiking-UNet", cmd_convert)
+    p.add_argument("checkpoint", help="ANN checkpoint (.pt) or torch.export.save file (.pt2)")
     p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
-    p.add_argument("--percentile", type=_percentile, default=99.9, help="activation percentile or 'max' (99.9)")
-    p.add_argument("--thresholds", type=_thresholds, default=(2.0, 1.0, 0.5, 0.25),
+    p.add_argument("--percentile", type=arguments.percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--thresholds", type=arguments.thresholds, default=(2.0, 1.0, 0.5, 0.25),
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
-    p.add_argument("--patch", type=int, default=48, help="calibration patch side (default 48)")
+    p.add_argument("--patch", type=int, help="calibration patch side (default 48; a .pt2's export size)")
+    p.add_argument("--data", metavar="DIR", help="calibration (and test) images from this dataset folder instead of "
+                                                 "the checkpoint's or the embedded photos")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
+    p.add_argument("--task", choices=TASKS, help=".pt2: what the network does (a denoiser predicts the noise map)")
+    p.add_argument("--channels", type=int, help=".pt2: image channels (checked against the program)")
+    p.add_argument("--classes", type=int, help=".pt2 segmentation: classes (checked against the program)")
+    p.add_argument("--maxpool", choices=MAXPOOL_REWRITES, default="refuse",
+                   help="MaxPool2d has no exact spiking form: refuse, or replace it by AvgPool2d (changes the "
+                        "function; fine-tune afterwards)")
+    p.add_argument("--linear", choices=LINEAR_REWRITES, default="refuse",
+                   help="a layer without activation feeding a concat or a layer: refuse, or an exact signed pair "
+                        "of neuron populations (twice its neurons)")
+    p.add_argument("--align-corners", choices=ALIGN_CORNERS_REWRITES, default="refuse",
+                   help="bilinear upsampling with align_corners=True: refuse, or approximate it by the "
+                        "align_corners=False kernel (up to 1/4 pixel shift)")
     p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
 
     p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
@@ -221,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR",
                    help="evaluate on this dataset folder instead of the checkpoint's test split")
     p.add_argument("--layout", choices=LAYOUTS, default="auto", help="layout of --data (default: detected)")
+    p.add_argument("--masks", choices=MASK_KINDS, default="auto", help=MASKS_HELP)
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
@@ -230,34 +261,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-bits", type=int, default=8, help="weight mantissa bits (default 8)")
     p.add_argument("--theta-unit", type=int, default=4096, help="smallest threshold in membrane units (default 4096)")
     p.add_argument("--steps", type=int, help="time steps T recorded in the file (default: the fine-tuning T, else 10)")
-    p.add_argument("--input-size", type=_hw, help="nominal input size N or HxW (default 64)")
+    p.add_argument("--input-size", type=arguments.height_width, help="nominal input size N or HxW (default 64)")
     p.add_argument("--strict", action="store_true", help="fail instead of saturating values that overflow")
     p.add_argument("--netx-compatible", action="store_true",
                    help="write a stock netx file (CUBA neurons) that lava.lib.dl.netx.hdf5.Network loads: only for "
                         "purely sequential networks of single-threshold neurons, and an approximation (reset to zero)")
 
     def run_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("network", help=".net file written by 'export'")
-        p.add_argument("--steps", type=int, help="time steps T (default: the file's)")
+        p.add_argument("network", help=".net file written by 'export', or a stock lava-dl netx file (detected)")
+        p.add_argument("--steps", type=int,
+                       help="time steps T (default: the file's; a stock file: 2 x --reset-interval, else its tSample)")
         p.add_argument("--add-noise", type=float, metavar="SIGMA", help="add Gaussian noise (0..255 scale) first")
         p.add_argument("--profile", default="loihi2", help="hardware profile name or JSON file (default loihi2)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a profile value")
+        p.add_argument("--reset-interval", type=int, metavar="R",
+                       help="stock netx files: netx's reset_interval (one inference = R steps; neurons reset every R)")
+        p.add_argument("--reset-offset", type=int, default=0, metavar="O",
+                       help="stock netx files: netx's reset_offset (default 0)")
 
     p = verb("simulate", "run a .net file on the reference simulator, Lava's CPU simulator or the Loihi 2 profile",
              cmd_simulate)
     run_options(p)
     p.add_argument("--backend", choices=TARGETS, default="reference")
-    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--input", required=True,
+                   help="an image file or a folder of images; for a stock netx file also a .npy frame (integers: the "
+                        "input layer's bias; floats: a frame in [0, 1]) or 'zero' (input bias 0)")
     p.add_argument("--out", required=True, help="output folder: output.npy, spikes.json, output.png (per image)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu: seconds before a run is abandoned")
+    p.add_argument("--noise-level", type=float, metavar="SIGMA",
+                   help="a denoiser told its noise level: the sigma (0..255) of inputs that are already noisy "
+                        "(default: --add-noise's, else estimated from the image)")
     p.add_argument("--batch", type=int, default=1,
                    help="images of the same padded size simulated together (one Lava run each for lava-cpu; default 1)")
     p.add_argument("--workers", type=int, default=1,
                    help="worker processes over the images (reference, loihi2; default 1)")
 
-    p = verb("report", "Loihi 2 cost report: cores, chips, spikes, synaptic ops, energy vs the ANN", cmd_report)
+    p = verb("report", "Loihi 2 cost report: cores, chips, time, spikes, synaptic ops, energy vs the ANN",
+             cmd_report)
     run_options(p)
-    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size)")
+    p.add_argument("--input", help="image file (default: the embedded 'camera' photo at the network's size); a stock "
+                                   "netx file needs one: an image, a .npy frame or 'zero' (input bias 0)")
     p.add_argument("--out", default="report", help="output folder (default ./report)")
     p.add_argument("--max-chips", type=int, help="override the profile's chip limit")
 
@@ -272,8 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from toolchain.errors import ToolchainError
     previous = _install_sigterm()
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        report = args.handler(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")       # each distinct warning once
+            report = args.handler(args)
         _emit(report, args.json)
     except ToolchainError as exc:
         _stderr_line(f"error: {_flags(' '.join(str(exc).splitlines()))}")
@@ -285,9 +332,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stderr_line("interrupted: no partial output was left behind")
         return 130
     finally:
+        warnings.showwarning = shown
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """The toolchain's own warnings as one ``warning:`` line; others are not the user's business."""
+    from toolchain.errors import ToolchainWarning
+    if issubclass(category, ToolchainWarning) and _main_rank():
+        _stderr_line(f"warning: {_flags(' '.join(str(message).splitlines()))}")
 
 
 def _emit(report: Any, json_path: str | None) -> None:

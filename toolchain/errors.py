@@ -33,12 +33,26 @@ class ExportError(ToolchainError):
     """A network cannot be lowered, quantized or written (unknown module, overflow under --strict)."""
 
 
+class ConversionError(ToolchainError):
+    """A model holds an operation (or a use of one) with no spiking equivalent here; the message names
+    the module, its type, its graph node and what to change."""
+
+
 class HardwareLimitError(ToolchainError):
     """A network does not fit the limits of a hardware profile."""
 
 
 class ProfileError(ToolchainError):
     """A hardware profile file is malformed or has out-of-range values."""
+
+
+class ToolchainWarning(UserWarning):
+    """Something a user should know that does not stop the run (``cli.py`` prints it as one
+    ``warning:`` line): e.g. how an image's pixels were scaled."""
+
+
+class DataWarning(ToolchainWarning):
+    """An input was read in a way its file alone does not say (pixel range, mask meaning)."""
 
 
 class BackendError(ToolchainError):

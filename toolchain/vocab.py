@@ -41,3 +41,18 @@ Record = Literal["none", "counts", "spikes"]
 """What a simulation keeps besides its output: spike totals only, per-neuron spike counts (the
 hardware report's input; memory independent of T), or every spike of every step."""
 RECORDS: tuple[Record, ...] = get_args(Record)
+
+MaxPoolRewrite = Literal["refuse", "avg"]
+"""What conversion does with MaxPool2d, which has no exact spiking form here: refuse (default), or
+replace it by AvgPool2d of the same kernel (changes the function; fine-tune afterwards)."""
+MAXPOOL_REWRITES: tuple[MaxPoolRewrite, ...] = get_args(MaxPoolRewrite)
+
+LinearRewrite = Literal["refuse", "pair"]
+"""What conversion does with a layer without activation whose signed output feeds a concat or another
+layer: refuse (default), or a signed pair of neuron populations [ReLU(z), ReLU(-z)] (exact)."""
+LINEAR_REWRITES: tuple[LinearRewrite, ...] = get_args(LinearRewrite)
+
+AlignCornersRewrite = Literal["refuse", "approx"]
+"""Bilinear upsampling with align_corners=True has no fixed-stride kernel: refuse (default), or use
+the align_corners=False kernel (a sub-pixel shift of up to 1/4 pixel towards the borders)."""
+ALIGN_CORNERS_REWRITES: tuple[AlignCornersRewrite, ...] = get_args(AlignCornersRewrite)

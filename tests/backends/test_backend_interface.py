@@ -5,11 +5,12 @@ backend runs stock lava-dl netx networks in physical time; bad names, networks a
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from lava_data import GTS as LAVA_GTS
+from lava_data import ROOT
 
 from netx_export.stock import read_netx
 from toolchain.backends import BackendOptions, get_backend
@@ -25,8 +26,7 @@ from toolchain.vocab import BACKENDS, RECORDS
 
 T = 4
 OPTIONS = BackendOptions(timeout_s=240)
-NETX = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/tests/lava/lib/dl/netx"
-GTS = NETX / "gts"
+NETX, GTS = ROOT, LAVA_GTS           # lava-dl's shipped netx test data, wherever lava-dl is installed
 needs_netx_data = pytest.mark.skipif(not (NETX / "tiny.net").exists(), reason="lava-dl's netx test data is not installed")
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from toolchain.tasks import metrics
-from toolchain.data.embedded import ImageSet, denoise_split, segment_split
+from toolchain.data.embedded import ImageSet, denoise_split, nuclei, segment_split
 from toolchain.data.folder import load_split, read_image, read_mask
 from toolchain.data.patches import add_gaussian_noise, center_crop, random_patches
 from toolchain.errors import DataError
@@ -150,11 +150,17 @@ def test_too_small_image(tmp_path):
 
 def test_embedded_denoise_split():
     train, test = denoise_split(1)
-    assert len(train.images) == 8 and len(test.images) == 2
-    assert test.names == ("camera", "clock") and "camera" not in train.names
+    assert len(train.images) == 19 and len(test.images) == 6
+    assert test.names == ("camera", "clock", "chelsea", "ascent", "china", "grace_hopper")
+    assert not set(train.names) & set(test.names)                 # split by image
+    train_pixels = {image.tobytes() for image in train.images}
+    assert not any(image.tobytes() in train_pixels for image in test.images)
     for image in train.images + test.images:
         assert image.ndim == 3 and image.shape[0] == 1 and image.dtype == np.float32
         assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.01
+    color_train, color_test = denoise_split(3)
+    assert color_test.names == ("chelsea", "china", "grace_hopper") and set(color_train.names) <= set(train.names)
+    assert all(image.shape[0] == 3 for image in color_train.images + color_test.images)
     with pytest.raises(DataError):
         denoise_split(2)
 
@@ -166,6 +172,9 @@ def test_embedded_segment_split():
         assert image.shape[0] == 1 and image.shape[1:] == mask.shape
         assert set(np.unique(mask)) == {0, 1}
         assert 0.1 < mask.mean() < 0.9                  # both classes substantially present
+    assert train.names == ("nuclei[left]",) and test.names == ("nuclei[right]",)
+    image, labels = nuclei()                            # the shipped instance labels: 183 nuclei
+    assert image.shape == (1, 512, 512) and labels.max() == 183 and abs((labels > 0).mean() - 0.199) < 0.001
     width = train.images[0].shape[-1] + test.images[0].shape[-1]
     assert train.images[0].shape[-1] == int(width * 0.6)
     with pytest.raises(DataError):

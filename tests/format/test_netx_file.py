@@ -259,4 +259,4 @@ def test_layer_table(networks):
 
 def test_package_exports():
     assert set(netx_export.__all__) == {"FORMAT_VERSION", "read_netx", "read_network", "write_network",
-                                        "write_netx_compatible"}
+                                        "write_netx_compatible", "netx_format", "read_any"}

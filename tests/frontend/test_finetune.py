@@ -109,7 +109,7 @@ def test_flow_gradient_is_relu_mask_of_input_flow():
 
 def test_finetune_spiking_flow_reduces_loss():
     train, _ = denoise_split(1)
-    assert len(train.images) == 8
+    assert len(train.images) == 19
     torch.manual_seed(0)
     ann = UNet(CONFIG).eval()
     rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)

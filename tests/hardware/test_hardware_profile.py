@@ -1,5 +1,6 @@
-"""Loihi 2 profile on hand-built quantized networks: exact per-layer costs, energy by two methods, border-exact
-geometry and the core mapper (the paper's Table 5 and a real U-Net's report: test_hardware_report.py)."""
+"""The byte-memory resource model (``resource_model: bytes``, Loihi 1's) on hand-built quantized networks: exact
+per-layer costs, energy by two methods, border-exact geometry and the core mapper (the paper's Table 5 and a real
+U-Net's report: test_hardware_report.py; the calibrated Loihi 2 compiler model: test_compiler_model.py)."""
 from __future__ import annotations
 
 import math
@@ -77,8 +78,17 @@ def hand_result(net: QuantizedNetwork, steps: int,
                             saturations={}, static_overflow=Overflow(), spikes=spikes)
 
 
+# Loihi 1's profile with the byte-model limits the Loihi 2 profile had before its calibration (issue 13):
+# 8192 compartments, 192 KB, 65536 axons, shared kernels; Loihi 1's per-op energies.
+BYTES_L2 = ["core.compartments=8192", "core.memory=196608", "core.fan_in=65536", "core.fan_out=65536",
+            "core.weight_bits=8", "core.graded_payload_bits=32", 'memory_model.synapse_encoding="shared"',
+            "memory_model.state_bytes_per_compartment=8", "memory_model.axon_in_bytes=4",
+            "memory_model.axon_out_bytes=4"]
+
+
 def loihi2(*extra: str):
-    return load_profile("loihi2", ["power.static_per_chip=0", *extra])
+    """A bytes-model profile (see BYTES_L2) without static power."""
+    return load_profile("loihi1", [*BYTES_L2, "power.static_per_chip=0", *extra])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -248,9 +258,9 @@ def _reads(geo, tile):
 def test_mapper_respects_limits_and_places_every_neuron_once(h, w, c1, c2, kind, n_thr, lowering, comps, memory,
                                                               fan_in, fan_out, encoding):
     net = _random_net(h, w, c1, c2, kind, n_thr)
-    profile = load_profile("loihi2", [f"core.compartments={comps}", f"core.memory={memory}", f"core.fan_in={fan_in}",
-                                      f"core.fan_out={fan_out}", f"memory_model.synapse_encoding=\"{encoding}\"",
-                                      "chip.max_chips=100000"])
+    profile = load_profile("loihi1", [*BYTES_L2, f"core.compartments={comps}", f"core.memory={memory}",
+                                      f"core.fan_in={fan_in}", f"core.fan_out={fan_out}",
+                                      f"memory_model.synapse_encoding=\"{encoding}\"", "chip.max_chips=100000"])
     mapping, reasons = plan(net, profile, lowering)
     if mapping is None:
         assert reasons and all("single" in r for r in reasons)

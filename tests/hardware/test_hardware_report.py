@@ -166,9 +166,14 @@ def test_report_files(small_unet, tmp_path):
         assert data["totals"]["spikes"] > 0 and data["totals"]["energy_paper_j"] > 0
         assert data["profile"]["name"] == name
         md = paths["markdown"].read_text()
-        assert "| layer | type | shape | neurons | compartments | cores | synapses | spikes | synops | energy (J) |" in md
-        assert "paper eq. 13" in md and "MT lowerings compared" in md
+        header = "| layer | type | shape | neurons | compartments | cores | synapses | spikes | synops |"
+        assert header in md and "paper eq. 13" in md and "MT lowerings compared" in md
+        assert "int8" in md                                                     # the ANN at 0.23 pJ per MAC beside fp32
         assert not list((tmp_path / name).glob("*.part"))
     assert data["energy"]["profile"] is None and data["mapping"] is None          # generic45nm: no cores
     loihi1 = json.loads((tmp_path / "loihi1" / "report.json").read_text())
     assert loihi1["lowerings"]["graded"]["fits"] is False                          # binary spikes only
+    l2 = json.loads((tmp_path / "loihi2" / "report.json").read_text())
+    band = l2["energy"]["profile"]["band_j"]
+    assert band["low"] < band["value"] < band["high"] and l2["mapping"]["model"] == "compiler"
+    assert "band" in l2["timing"] and "synops (non-zero w)" in (tmp_path / "loihi2" / "report.md").read_text()

@@ -3,6 +3,7 @@ variants behave as documented, and a couple of experiments run in --quick mode a
 from __future__ import annotations
 
 import json
+import math
 import statistics
 
 import pytest
@@ -74,7 +75,7 @@ def test_real_spike_net_with_unit_scales_is_the_if_net_and_learns_its_scales():
 @pytest.fixture(scope="module")
 def quick_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiments")
-    for name in ("time_steps", "energy", "speed"):
+    for name in ("time_steps", "energy", "speed", "foreign_unet"):
         run_experiment(name, out, quick=True)
     return out
 
@@ -97,6 +98,20 @@ def test_quick_experiments_write_their_json(quick_out):
     # the U-Net and the SNN were trained / fine-tuned once and cached for the other experiments
     assert (quick_out / "models" / "ann_gray.pt").exists()
     assert (quick_out / "models" / "snn_gray_connection_2-1-0.5-0.25_ft4.pt").exists()
+
+
+def test_quick_foreign_unet_reports_the_maxpool_rewrite(quick_out):
+    r = json.loads((quick_out / "foreign_unet.json").read_text())["results"]
+    by_pool = {row["pool"]: row for row in r["rows"] if row["percentile"] == 99.9}
+    assert sorted((row["pool"], row["percentile"]) for row in r["rows"]) == [("avg", 99.0), ("avg", 99.9),
+                                                                              ("max", 99.0), ("max", 99.9)]
+    assert {"maxpool-as-avgpool", "signed-pair", "batchnorm-folded"} <= set(by_pool["max"]["rewrites"])
+    assert "maxpool-as-avgpool" not in by_pool["avg"]["rewrites"] and "signed-pair" in by_pool["avg"]["rewrites"]
+    # with AvgPool trained in, the captured graph is the model up to float rounding: the same ANN PSNR
+    assert by_pool["avg"]["rewritten_ann_psnr"] == pytest.approx(by_pool["avg"]["ann_psnr"], abs=1e-3)
+    assert by_pool["avg"]["fidelity"][0]["max_abs_error"] < 1e-4
+    assert all(0 < row["size"]["pair_extra"] < row["size"]["neurons"] for row in r["rows"])
+    assert all(math.isfinite(row[k]) for row in r["rows"] for k in ("ann_psnr", "converted_psnr", "finetuned_psnr"))
 
 
 def test_quick_speed_times_both_kernels(quick_out):

@@ -1,39 +1,64 @@
-"""The embedded default data: real photos that ship inside scikit-image (no download at run time).
+"""The embedded default data: real photos and one real segmentation mask, shipped inside this project's
+dependencies or this repository (nothing is downloaded at run time).
 
-The split is by image, so no test pixel is ever seen in training:
+The split is by image (by region for the one segmentation image), so no test pixel is ever seen in
+training. Photos come from scikit-image, PyWavelets (aero, ascent), scikit-learn (china, flower) and
+matplotlib (grace_hopper); the licences their docstrings state are in the README.
 
-* gray denoising: train on moon, coins, cell, text, page, brick, grass, gravel; test on camera, clock.
-* color denoising: train on astronaut, coffee, rocket, hubble_deep_field, immunohistochemistry,
-  retina; test on chelsea.
-* binary segmentation: coins, with a pseudo ground truth made by a classical pipeline (Gaussian
-  smoothing, Otsu threshold, hole filling, small-object removal). It is a smoke-test task, not a
-  benchmark: the left 60 % of the columns train, the right 40 % test.
+* gray denoising: train on the 19 photos of :data:`TRAIN` (color ones converted to gray); test on
+  camera, clock, chelsea, ascent, china, grace_hopper (:data:`GRAY_TEST`).
+* color denoising: train on the color photos of :data:`TRAIN` (:data:`COLOR_TRAIN`); test on chelsea,
+  china, grace_hopper.
+* binary segmentation: the 2018 Data Science Bowl nuclei image with its hand-made instance mask
+  (``assets/``, CC0; foreground = label > 0); the left 60 % of the columns train, the right 40 % test.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 
 from toolchain.errors import DataError
 
-GRAY_TRAIN = ("moon", "coins", "cell", "text", "page", "brick", "grass", "gravel")
-GRAY_TEST = ("camera", "clock")
-COLOR_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
-COLOR_TEST = ("chelsea",)
-SEGMENT_IMAGE = "coins"
+TRAIN = ("moon", "coins", "cell", "text", "page", "brick", "grass", "gravel", "aero", "microaneurysms",
+         "astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
+         "motorcycle_right", "retina", "flower")
+GRAY_TEST = ("camera", "clock", "chelsea", "ascent", "china", "grace_hopper")
+COLOR_TRAIN = ("astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "motorcycle_left",
+               "motorcycle_right", "retina", "flower")
+COLOR_TEST = ("chelsea", "china", "grace_hopper")
+SEGMENT_NAME = "nuclei"
 SEGMENT_TRAIN_FRACTION = 0.6
 
 
-def load_photo(name: str, channels: int) -> np.ndarray:
-    """A scikit-image photo as float32 CHW in [0, 1], converted to ``channels`` (1 gray, 3 color)."""
+def _pixels(name: str) -> np.ndarray:
+    """The photo ``name`` as its package ships it (uint8 HxW or HxWx3)."""
+    if name in ("aero", "ascent"):
+        import pywt.data
+        return np.asarray(getattr(pywt.data, name)())
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+        return np.asarray(load_sample_image(f"{name}.jpg"))
+    if name == "grace_hopper":
+        import imageio.v3 as iio
+        import matplotlib.cbook
+        return np.asarray(iio.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     import skimage.data
-    from skimage.color import gray2rgb, rgb2gray
-
+    if name.startswith("motorcycle_"):
+        left, right, _ = skimage.data.stereo_motorcycle()
+        return np.asarray(left if name.endswith("left") else right)
     loader = getattr(skimage.data, name, None)
     if loader is None:
-        raise DataError(f"scikit-image has no embedded image named {name!r}")
-    image = np.asarray(loader())
+        raise DataError(f"no embedded image named {name!r}")
+    return np.asarray(loader())
+
+
+def load_photo(name: str, channels: int) -> np.ndarray:
+    """An embedded photo as float32 CHW in [0, 1], converted to ``channels`` (1 gray, 3 color)."""
+    from skimage.color import gray2rgb, rgb2gray
+
+    image = _pixels(name)
     if image.dtype == np.uint8:
         image = image.astype(np.float32) / 255.0
     image = image.astype(np.float32)
@@ -76,26 +101,27 @@ def denoise_split(channels: int) -> tuple[ImageSet, ImageSet]:
     """The embedded train and test photos for gray (1) or color (3) denoising."""
     if channels not in (1, 3):
         raise DataError(f"embedded denoising data is gray (1) or color (3), not {channels} channels")
-    train, test = (GRAY_TRAIN, GRAY_TEST) if channels == 1 else (COLOR_TRAIN, COLOR_TEST)
+    train, test = (TRAIN, GRAY_TEST) if channels == 1 else (COLOR_TRAIN, COLOR_TEST)
     return (ImageSet(train, tuple(load_photo(n, channels) for n in train)),
             ImageSet(test, tuple(load_photo(n, channels) for n in test)))
 
 
-def coins_pseudo_mask(image: np.ndarray) -> np.ndarray:
-    """Binary coin mask of a 1xHxW coins photo by smoothing, Otsu, hole filling and cleaning."""
-    from scipy import ndimage
-    from skimage.filters import gaussian, threshold_otsu
-    from skimage.morphology import remove_small_objects
+def nuclei() -> tuple[np.ndarray, np.ndarray]:
+    """The nuclei image (float32 1xHxW in [0, 1]) and its instance labels (int64 HxW, 0 = background)."""
+    import imageio.v3 as iio
 
-    smooth = gaussian(image[0], sigma=2)
-    mask = ndimage.binary_fill_holes(smooth > threshold_otsu(smooth))
-    return remove_small_objects(mask, max_size=64).astype(np.int64)
+    folder = resources.files("toolchain.data") / "assets"
+    with resources.as_file(folder / "nuclei.png") as path:
+        image = np.asarray(iio.imread(path)).astype(np.float32) / 255.0
+    with resources.as_file(folder / "nuclei_labels.png") as path:
+        labels = np.asarray(iio.imread(path)).astype(np.int64)
+    return image[None], labels
 
 
 def segment_split() -> tuple[ImageSet, ImageSet]:
-    """The embedded binary segmentation task, split by columns into train and test."""
-    image = load_photo(SEGMENT_IMAGE, 1)
-    mask = coins_pseudo_mask(image)
+    """The embedded binary segmentation task (nuclei vs background), split by columns into train and test."""
+    image, labels = nuclei()
+    mask = (labels > 0).astype(np.int64)
     cut = int(image.shape[-1] * SEGMENT_TRAIN_FRACTION)
-    return (ImageSet(("coins[left]",), (image[..., :cut],), (mask[:, :cut],)),
-            ImageSet(("coins[right]",), (image[..., cut:],), (mask[:, cut:],)))
+    return (ImageSet((f"{SEGMENT_NAME}[left]",), (image[..., :cut],), (mask[:, :cut],)),
+            ImageSet((f"{SEGMENT_NAME}[right]",), (image[..., cut:],), (mask[:, cut:],)))

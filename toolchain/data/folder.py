@@ -2,20 +2,37 @@
 
 Layout (file stems pair images with masks; png, jpg, tif, bmp)::
 
-    DIR/train/images/*   DIR/train/masks/*      (masks: integer class labels; segmentation only)
+    DIR/train/images/*   DIR/train/masks/*      (segmentation only)
     DIR/test/images/*    DIR/test/masks/*
 
 For denoising only ``images/`` folders are needed.
+
+Pixels: integer images are scaled to [0, 1] by the largest value their bit depth holds, where the
+bit depth is the smallest of 8, 10, 12, 14, 16 (..., the type's) that holds the file's largest value:
+an 8-bit image saved as uint16 is divided by 255, not 65535, and a :class:`~toolchain.errors.DataWarning`
+says so. Float images must be finite and in [0, 1] (or [0, 255]).
+
+Masks (:func:`read_mask`, :data:`MaskKind`): ``binary`` files (bool, 0/1 or 0/255) become 0/1;
+``classes`` files hold class indices 0..K-1 as they are; ``instances`` files hold instance labels
+(0 background, 1..N objects, e.g. the 2018 Data Science Bowl's) and become foreground = label > 0.
+``auto`` (the default) reads 0/255 and bool as binary and anything else as class indices; a label
+the network has no class for is refused by :func:`check_masks`, naming the file and suggesting
+``instances``.
 """
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
 from toolchain.data.embedded import ImageSet
-from toolchain.errors import DataError
+from toolchain.errors import DataError, DataWarning
+
+MaskKind = Literal["auto", "binary", "classes", "instances"]
+MASK_KINDS: tuple[MaskKind, ...] = get_args(MaskKind)
+BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32, 64)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif")
 MIN_SIDE = 8
@@ -99,8 +116,12 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
         raise DataError(f"{path}: unsupported pixel type {image.dtype}")
     h, w = image.shape[:2]
     _check_size(path, w, h)
-    if np.issubdtype(image.dtype, np.integer):
-        image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
+    if np.issubdtype(image.dtype, np.integer) or image.dtype == bool:
+        image = image.astype(np.float64) / integer_scale(image, path)
+    elif not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
+        raise DataError(f"{path}: float pixels must be finite and in [0, 1] (or [0, 255])")
+    elif image.max() > 1.0:
+        image = image / 255.0
     image = image.astype(np.float32)
     if channels == 1 and image.ndim == 3:
         image = rgb2gray(image).astype(np.float32)
@@ -111,17 +132,58 @@ def read_image(path: str | Path, channels: int) -> np.ndarray:
     return image[None] if image.ndim == 2 else np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
-def read_mask(path: Path) -> np.ndarray:
+def integer_scale(image: np.ndarray, path: Path) -> float:
+    """The value that maps an integer image to 1.0: 2**b - 1 for the smallest usual bit depth b that
+    holds its largest value (module docstring); warns when that is below the type's own maximum."""
+    if image.dtype == bool:
+        return 1.0
+    if image.size and int(image.min()) < 0:
+        raise DataError(f"{path}: negative pixel values ({int(image.min())}) in an integer image")
+    top, type_bits = int(image.max(initial=0)), np.iinfo(image.dtype).bits
+    bits = next(b for b in BIT_DEPTHS if b >= type_bits or top < 2 ** b)
+    if bits < type_bits:
+        warnings.warn(f"{path}: {image.dtype} pixels up to {top}: read as {bits}-bit data (divided by "
+                      f"{2 ** bits - 1}, not {2 ** type_bits - 1})", DataWarning, stacklevel=2)
+    return float(2 ** bits - 1)
+
+
+def read_mask(path: Path, kind: MaskKind = "auto") -> np.ndarray:
+    """A mask file as int64 HxW labels, read as ``kind`` says (module docstring)."""
     import imageio.v3 as iio
     try:
-        mask = np.asarray(iio.imread(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mask = np.asarray(iio.imread(path))
     except Exception as exc:
         raise DataError(f"{path}: not a readable mask ({type(exc).__name__})") from exc
     if mask.ndim == 3:
         mask = mask[..., 0]
-    if mask.dtype == bool or mask.max() == 255:
-        mask = (mask > 0)
+    if mask.dtype.kind == "f":
+        if not np.isfinite(mask).all() or not np.array_equal(mask, np.round(mask)):
+            raise DataError(f"{path}: a float mask must hold whole numbers (labels)")
+        mask = mask.astype(np.int64)
+    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
+        raise DataError(f"{path}: unsupported mask type {mask.dtype}")
+    if mask.size and int(mask.min()) < 0:
+        raise DataError(f"{path}: negative labels in a mask")
+    values = np.unique(mask)
+    binary_file = mask.dtype == bool or set(values.tolist()) <= {0, 255}
+    if kind == "instances" or (kind in ("auto", "binary") and binary_file):
+        return (mask > 0).astype(np.int64)
+    if kind == "binary" and not set(values.tolist()) <= {0, 1}:
+        raise DataError(f"{path}: a binary mask holds 0/1 or 0/255, this one {values.size} values up to "
+                        f"{int(values[-1])} (read it as `masks` instances or classes)")
     return mask.astype(np.int64)
+
+
+def check_masks(images: ImageSet, classes: int) -> None:
+    """Every mask label must be a class of the network (0..classes-1); one line naming the image if not."""
+    for name, mask in zip(images.names, images.masks or ()):
+        top = int(mask.max(initial=0))
+        if top >= classes:
+            raise DataError(f"mask of {name}: label {top} but the network has {classes} classes (0..{classes - 1}); "
+                            f"instance labels (0 background, 1..N objects) are read as foreground with "
+                            f"`masks` instances")
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -133,8 +195,8 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_split(root: str | Path, split: str, task: str, channels: int) -> ImageSet:
-    """``root/split/images`` (+ ``masks`` for segmentation) as an :class:`ImageSet`."""
+def load_split(root: str | Path, split: str, task: str, channels: int, masks: MaskKind = "auto") -> ImageSet:
+    """``root/split/images`` (+ ``masks`` for segmentation, read as ``masks`` says) as an :class:`ImageSet`."""
     root = Path(root)
     files = image_files(root / split / "images")
     images = tuple(read_image(f, channels) for f in files)
@@ -142,12 +204,12 @@ def load_split(root: str | Path, split: str, task: str, channels: int) -> ImageS
         return ImageSet(tuple(f.stem for f in files), images)
     masks_dir = root / split / "masks"
     by_stem = {p.stem: p for p in image_files(masks_dir)}
-    masks = []
+    labels = []
     for f, image in zip(files, images):
         if f.stem not in by_stem:
             raise DataError(f"{masks_dir}: no mask for image {f.name}")
-        mask = read_mask(by_stem[f.stem])
+        mask = read_mask(by_stem[f.stem], masks)
         if mask.shape != image.shape[-2:]:
             raise DataError(f"{by_stem[f.stem]}: mask size {mask.shape} differs from image size {image.shape[-2:]}")
-        masks.append(mask)
-    return ImageSet(tuple(f.stem for f in files), images, tuple(masks))
+        labels.append(mask)
+    return ImageSet(tuple(f.stem for f in files), images, tuple(labels))

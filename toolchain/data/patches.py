@@ -9,15 +9,19 @@ from toolchain.errors import DataError
 
 
 def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Generator,
-                   flips: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``count`` random ``size`` x ``size`` crops (NCHW float32), with their masks (NHW int64) if any."""
+                   flips: bool = True, by_area: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``count`` random ``size`` x ``size`` crops (NCHW float32), with their masks (NHW int64) if any.
+
+    An image is drawn uniformly, or with probability proportional to its area (``by_area``: every
+    pixel equally likely, so a 100 x 100 crop does not weigh as much as a 1400 x 1400 photo)."""
     usable = [i for i, im in enumerate(images.images) if min(im.shape[-2:]) >= size]
     if not usable:
         raise DataError(f"no image is at least {size}x{size} pixels (smallest: "
                         f"{min(min(im.shape[-2:]) for im in images.images)})")
+    area = np.array([images.images[i].shape[-2] * images.images[i].shape[-1] for i in usable], dtype=np.float64)
     crops, masks = [], []
     for _ in range(count):
-        k = usable[rng.integers(len(usable))]
+        k = usable[rng.choice(len(usable), p=area / area.sum()) if by_area else rng.integers(len(usable))]
         image = images.images[k]
         top = rng.integers(image.shape[-2] - size + 1)
         left = rng.integers(image.shape[-1] - size + 1)
@@ -34,6 +38,37 @@ def random_patches(images: ImageSet, count: int, size: int, rng: np.random.Gener
             masks.append(np.ascontiguousarray(mask))
     batch = torch.from_numpy(np.stack(crops))
     return batch, (torch.from_numpy(np.stack(masks)) if masks else None)
+
+
+AUGMENT_SCALES = (1.0, 0.75, 0.5)
+
+
+def augmented(images: ImageSet, scales: tuple[float, ...] = AUGMENT_SCALES) -> ImageSet:
+    """Every image at each of ``scales`` (anti-aliased bicubic downscaling) and transposed: with the
+    patch sampler's two flips, all 8 rotations and flips at every scale (DnCNN's multi-scale training
+    set). Masks are resized by nearest neighbour."""
+    from skimage.transform import rescale
+
+    if images.regions is not None:
+        raise DataError("multi-scale augmentation keeps no field-of-view regions: train this dataset without it")
+    names: list[str] = []
+    out_images: list[np.ndarray] = []
+    out_masks: list[np.ndarray] = []
+    for k, (name, image) in enumerate(zip(images.names, images.images)):
+        mask = None if images.masks is None else images.masks[k]
+        for scale in scales:
+            if scale == 1.0:
+                im, mk = image, mask
+            else:
+                im = rescale(image, (1.0, scale, scale), anti_aliasing=True, order=3).astype(np.float32)
+                mk = None if mask is None else rescale(mask, scale, order=0, preserve_range=True,
+                                                       anti_aliasing=False).astype(mask.dtype)
+            for transpose in (False, True):
+                names.append(f"{name}@{scale:g}{'T' if transpose else ''}")
+                out_images.append(np.ascontiguousarray(im.transpose(0, 2, 1) if transpose else im))
+                if mk is not None:
+                    out_masks.append(np.ascontiguousarray(mk.T if transpose else mk))
+    return ImageSet(tuple(names), tuple(out_images), tuple(out_masks) if images.masks is not None else None)
 
 
 def add_gaussian_noise(clean: torch.Tensor, sigma_255: float | torch.Tensor,

@@ -19,6 +19,12 @@ in converted checkpoints) holds only tensors and plain Python data, so it loads 
      "rng": {"numpy": Generator.bit_generator.state, "torch": Generator.get_state(),
              "torch_global": torch.get_rng_state()}}
 
+Version 2 holds an SNN of any other architecture (a network converted with
+:func:`toolchain.frontend.capture.from_model` or from a ``.pt2`` file): ``config`` is replaced by
+``"spec": TaskSpec.to_dict()`` and ``"graph": {"multiple": m, "layers": [...]}``, the layer list of
+:mod:`toolchain.ir.structure`; the state_dict's keys are the layer names (``<layer>.weight``,
+``<layer>.bias``, ``<layer>.scale`` for pools). Files of this toolchain's U-Net stay version 1.
+
 Loading never runs code (``weights_only=True``) and checks every field before anything is built:
 the architecture's keys and shapes are compared on the meta device, so a file that claims a huge
 architecture fails without allocating it.
@@ -31,38 +37,66 @@ import pickle
 import re
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from toolchain.checks import short_repr as _show
+from toolchain.checks import strict_isinstance as _is
 from toolchain.errors import CheckpointError, ConfigError
 from toolchain.files import atomic_path
+from toolchain.frontend.architecture import (
+    GraphArchitecture,
+    check_unet_state,
+    compare_state,
+    parse_config,
+    parse_graph,
+)
 from toolchain.frontend.snn import SpikingNetwork, spiking_unet
-from toolchain.frontend.unet import UNet, UNetConfig, UNetCore
+from toolchain.frontend.unet import UNet, UNetConfig
+from toolchain.ir import FloatNetwork, MultiThreshold
+from toolchain.ir.structure import structure_json
 from toolchain.neuron.mt import validate_thresholds
+from toolchain.tasks.spec import TaskSpec
 
 FORMAT = "spiking-unet-checkpoint"
-VERSION = 1
+VERSION = 1                     # this toolchain's U-Net (an architecture config)
+GRAPH_VERSION = 2               # any other network (a layer graph)
 KINDS = ("ann", "snn")
-MAX_CHANNELS = 1 << 16          # widths and channel counts beyond this are not a U-Net this toolchain makes
 TRAINING_KEYS = ("epoch", "settings", "optimizer", "history", "rng")
 
 
 @dataclass
 class Checkpoint:
-    """What a checkpoint file holds, validated."""
+    """What a checkpoint file holds, validated: ``config`` for this toolchain's U-Net, else ``graph``."""
 
     kind: str
-    config: UNetConfig
+    config: UNetConfig | None
     state_dict: dict[str, torch.Tensor]
     spiking: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     training_state: dict[str, Any] | None = None
+    graph: GraphArchitecture | None = None
+
+    @property
+    def spec(self) -> TaskSpec:
+        if self.config is not None:
+            return self.config.spec
+        assert self.graph is not None
+        return self.graph.spec
 
     def to_payload(self) -> dict[str, Any]:
-        payload = {"format": FORMAT, "version": VERSION, "kind": self.kind, "config": self.config.to_dict(),
+        architecture: dict[str, Any]
+        if self.config is not None:
+            architecture = {"version": VERSION, "kind": self.kind, "config": self.config.to_dict()}
+        else:
+            assert self.graph is not None, "a checkpoint needs a config or a graph"
+            architecture = {"version": GRAPH_VERSION, "kind": self.kind, "spec": self.graph.spec.to_dict(),
+                            "graph": {"multiple": self.graph.multiple, "layers": structure_json(self.graph.network)}}
+        payload = {"format": FORMAT, **architecture,
                    "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict.items()},
                    "spiking": self.spiking, "meta": self.meta}
         if self.training_state is not None:
@@ -124,32 +158,36 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
                               f"or build objects ({reason[:120]})") from exc
     except Exception as exc:   # torch.load on foreign or damaged bytes raises many types; none is ours
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__})") from exc
+    if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise CheckpointError(f"{path}: a plain state_dict, not a {FORMAT} file: wrap it for this toolchain's "
+                              f"U-Net with toolchain.frontend.checkpoint.wrap_state_dict, or save any other model "
+                              f"with torch.export.save and convert the .pt2 file")
     if not isinstance(payload, dict) or not _is(payload.get("format"), str) or payload["format"] != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} file")
     version = payload.get("version")
-    if not _is(version, int) or version != VERSION:
+    if not _is(version, int) or version not in (VERSION, GRAPH_VERSION):
         raise CheckpointError(f"{path}: checkpoint version {_show(version)} is not supported "
-                              f"(this toolchain reads version {VERSION})")
+                              f"(this toolchain reads versions {VERSION} and {GRAPH_VERSION})")
     kind = payload.get("kind")
     if not _is(kind, str) or kind not in KINDS:
         raise CheckpointError(f"{path}: unknown checkpoint kind {_show(kind)}")
     if expect_kind is not None and kind != expect_kind:
         raise CheckpointError(f"{path}: expected an {expect_kind.upper()} checkpoint, got an {kind.upper()} one")
-    try:
-        config = UNetConfig.from_dict(payload.get("config"))   # type: ignore[arg-type]
-    except CheckpointError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    for name in ("in_channels", "out_channels", "width"):
-        if getattr(config, name) > MAX_CHANNELS:
-            raise CheckpointError(f"{path}: bad architecture config: {name} {getattr(config, name)} is beyond "
-                                  f"what this toolchain supports (<= {MAX_CHANNELS})")
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"{path}: state_dict is missing or not a mapping of tensors")
     for name, tensor in state.items():
         _check_tensor(path, name, tensor)
-    _check_architecture(path, config, state)
+    config: UNetConfig | None = None
+    graph: GraphArchitecture | None = None
+    if version == VERSION:
+        config = parse_config(path, payload.get("config"))
+        check_unet_state(path, config, state)
+    elif kind != "snn":
+        raise CheckpointError(f"{path}: a version {GRAPH_VERSION} (layer graph) checkpoint holds an SNN, not {kind}")
+    else:
+        graph = parse_graph(path, payload.get("spec"), payload.get("graph"), state)
     spiking = payload.get("spiking") or {}
     meta = payload.get("meta") or {}
     if not isinstance(spiking, dict) or not isinstance(meta, dict):
@@ -162,19 +200,7 @@ def load_checkpoint(path: str | os.PathLike[str], expect_kind: str | None = None
     if training_state is not None:
         check_training_state(path, training_state)
     return Checkpoint(kind=kind, config=config, state_dict=state, spiking=spiking, meta=meta,
-                      training_state=training_state)
-
-
-def _is(value: Any, kind: type) -> bool:
-    """``isinstance`` without bool passing for int (True is not a version number)."""
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def _show(value: Any) -> str:
-    """A short repr for an error line (a fuzzed file can hold anything, of any size)."""
-    text = repr(value) if not isinstance(value, torch.Tensor) else f"a tensor of shape {tuple(value.shape)}"
-    text = " ".join(text.split())
-    return text if len(text) <= 60 else text[:57] + "..."
+                      training_state=training_state, graph=graph)
 
 
 def _check_tensor(path: Path, name: str, tensor: torch.Tensor) -> None:
@@ -187,16 +213,6 @@ def _check_tensor(path: Path, name: str, tensor: torch.Tensor) -> None:
             raise CheckpointError(f"{path}: tensor {name} cannot be read ({type(exc).__name__})") from exc
         if not finite:
             raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
-
-
-def _check_architecture(path: Path, config: UNetConfig, state: dict[str, torch.Tensor]) -> None:
-    """Keys and shapes against the architecture, built on the meta device (nothing is allocated)."""
-    try:
-        with torch.device("meta"):
-            own = UNetCore(config).state_dict()
-    except (RuntimeError, ValueError, OverflowError, MemoryError) as exc:
-        raise CheckpointError(f"{path}: bad architecture config ({type(exc).__name__})") from exc
-    _compare_state(own, state, str(path))
 
 
 def check_training_state(path: str | os.PathLike[str], state: Any) -> None:
@@ -225,22 +241,9 @@ def check_training_state(path: str | os.PathLike[str], state: Any) -> None:
             raise bad(f"rng {key} must be a uint8 tensor (a torch generator state)")
 
 
-def _compare_state(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], where: str) -> None:
-    """The same keys with the same shapes as ``own``, else one CheckpointError line naming the first difference."""
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise CheckpointError(f"{where}: weights do not match the architecture "
-                              f"(missing {missing[:3]}, unexpected {[_show(k) for k in unexpected[:3]]})")
-    for name, tensor in own.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{where}: tensor {name} has shape {tuple(state[name].shape)}, "
-                                  f"the architecture needs {tuple(tensor.shape)}")
-
-
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` with shape and key mismatches reported as one line."""
-    _compare_state(module.state_dict(), state, source)
+    compare_state(module.state_dict(), state, source)
     module.load_state_dict(state, strict=True)
 
 
@@ -248,6 +251,7 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], s
 
 def load_ann(path: str | os.PathLike[str]) -> tuple[UNet, Checkpoint]:
     ckpt = load_checkpoint(path, expect_kind="ann")
+    assert ckpt.config is not None        # ANN checkpoints are version 1
     ann = UNet(ckpt.config)
     load_state_strict(ann.core, ckpt.state_dict, str(path))
     ann.eval()
@@ -260,7 +264,12 @@ def load_snn(path: str | os.PathLike[str]) -> tuple[SpikingNetwork, Checkpoint]:
         thresholds = validate_thresholds(ckpt.spiking.get("thresholds") or ())
     except ConfigError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
-    snn = spiking_unet(ckpt.config, thresholds)
+    if ckpt.graph is not None:
+        snn = SpikingNetwork(_with_thresholds(path, ckpt.graph.network, thresholds), ckpt.graph.multiple,
+                             spec=ckpt.graph.spec)
+    else:
+        assert ckpt.config is not None
+        snn = spiking_unet(ckpt.config, thresholds)
     load_state_strict(snn.core, ckpt.state_dict, str(path))
     snn.eval()
     return snn, ckpt
@@ -276,7 +285,35 @@ def ann_checkpoint(ann: UNet, meta: dict[str, Any]) -> Checkpoint:
     return Checkpoint("ann", ann.config, ann.core.state_dict(), meta=meta)
 
 
+def wrap_state_dict(state_dict: Mapping[str, torch.Tensor], config: UNetConfig,
+                    meta: dict[str, Any] | None = None) -> Checkpoint:
+    """An ANN checkpoint of this toolchain's U-Net from a plain ``state_dict`` (of a :class:`UNet`,
+    whose keys start with ``core.``, or of its :class:`UNetCore`), its keys and shapes checked
+    against ``config``; save it with :func:`save_checkpoint`. Other architectures: convert the model
+    itself (:func:`toolchain.frontend.capture.from_model`, or a ``.pt2`` file with ``convert``)."""
+    state = {(k[len("core."):] if k.startswith("core.") else k): v.detach().cpu()
+             for k, v in state_dict.items()}
+    for name, tensor in state.items():
+        _check_tensor(Path("state_dict"), name, tensor)
+    check_unet_state(Path("state_dict"), config, state)
+    return Checkpoint("ann", config, state, meta=dict(meta or {}))
+
+
+def _with_thresholds(path: str | os.PathLike[str], network: FloatNetwork,
+                     thresholds: tuple[float, ...]) -> FloatNetwork:
+    """The graph's MT layers must have the checkpoint's thresholds (every layer of a converted SNN has them)."""
+    for layer in network.synaptic_layers:
+        if isinstance(layer.neuron, MultiThreshold) and tuple(layer.neuron.thresholds) != tuple(thresholds):
+            raise CheckpointError(f"{path}: graph layer {layer.name} has thresholds {list(layer.neuron.thresholds)}, "
+                                  f"the checkpoint {list(thresholds)}")
+    return network
+
+
 def snn_checkpoint(snn: SpikingNetwork, spiking: dict[str, Any], meta: dict[str, Any]) -> Checkpoint:
-    if snn.config is None:
-        raise CheckpointError("only a Spiking-UNet of this toolchain's U-Net architecture can be saved")
-    return Checkpoint("snn", snn.config, snn.core.state_dict(), spiking=spiking, meta=meta)
+    """This toolchain's U-Net by its config (version 1); any other network by its graph (version 2)."""
+    if snn.config is not None:
+        return Checkpoint("snn", snn.config, snn.core.state_dict(), spiking=spiking, meta=meta)
+    if snn.spec is None:
+        raise CheckpointError("an SNN without a task spec cannot be saved (convert it with a task)")
+    graph = GraphArchitecture(snn.spec, snn.multiple, snn.to_network())
+    return Checkpoint("snn", None, snn.core.state_dict(), spiking=spiking, meta=meta, graph=graph)

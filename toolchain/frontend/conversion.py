@@ -13,20 +13,20 @@ lambda_in / lambda_pool.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..errors import ConfigError
 from ..ir import Concat, Conv, FloatNetwork, MultiThreshold, SynapticLayer
 from ..neuron.mt import validate_thresholds
+from ..tasks.spec import TaskSpec
 from ..vocab import NORMALIZATIONS, Normalization
 from .snn import SpikingNetwork
 from .trace import trace_network
-from .unet import ScaledAvgPool2d, UNet, pad_to_multiple
+from .unet import ScaledAvgPool2d, UNet, UNetConfig, pad_to_multiple
 
 
 @dataclass(frozen=True)
@@ -52,26 +52,14 @@ def _scale_of(values: torch.Tensor, percentile: float | None) -> float:
 
 
 @torch.no_grad()
-def calibrate(ann: UNet, images: torch.Tensor, network: FloatNetwork,
-              percentile: float | None) -> tuple[dict[str, float], float]:
-    """lambda per neuron layer and per concat (the scale of the concatenated activation), and the
-    largest |output| of the ANN on the calibration batch (the quantizer sizes the accumulator by it)."""
-    modules = dict(ann.core.named_modules())
+def calibrate(snn: SpikingNetwork, images: torch.Tensor, percentile: float | None) -> tuple[dict[str, float], float]:
+    """lambda per neuron layer and per concat (the scale of the concatenated activation), from the
+    graph run as its ANN (:meth:`SpikingNetwork.ann_forward`) on a calibration batch, and the largest
+    |output| of that ANN on the padded inputs (the quantizer sizes the accumulator by it)."""
     captured: dict[str, torch.Tensor] = {}
-    hooks = []
-    for layer in network.synaptic_layers:
-        if isinstance(layer.neuron, MultiThreshold) and layer.source.activation is not None:
-            def hook(_m: nn.Module, _i: Any, out: torch.Tensor, name: str = layer.name) -> None:
-                captured[name] = out
-            hooks.append(modules[layer.source.activation].register_forward_hook(hook))
-    try:
-        padded, _ = pad_to_multiple(images, ann.config.multiple)
-        output = ann.core(padded)
-    finally:
-        for h in hooks:
-            h.remove()
+    output = snn.ann_forward(images, captured, crop=False)
     lambdas = {name: _scale_of(t, percentile) for name, t in captured.items()}
-    for concat in network:
+    for concat in snn.network:
         if isinstance(concat, Concat):
             joined = torch.cat([captured[s].reshape(-1) for s in concat.inputs])
             lambdas[concat.name] = _scale_of(joined, percentile)
@@ -89,24 +77,28 @@ def _input_scales(network: FloatNetwork, layer: SynapticLayer, lambdas: dict[str
     return [(offset, part.shape[0], lambdas[part.name]) for part, _, offset in network.parts(layer)]
 
 
-@torch.no_grad()
-def convert(ann: UNet, calibration: torch.Tensor,
-            settings: ConversionSettings) -> tuple[SpikingNetwork, dict[str, Any]]:
-    """Build the normalized Spiking-UNet from a trained ANN and a calibration batch (NCHW)."""
-    ann.eval()
-    c, h, w = pad_to_multiple(calibration[:1], ann.config.multiple)[0].shape[1:]
-    thresholds = MultiThreshold(tuple(settings.thresholds))
-    network = trace_network(ann.core, (c, h, w), lambda _m: thresholds)
-    lambdas, output_abs_max = calibrate(ann, calibration, network, settings.percentile)
+def with_thresholds(network: FloatNetwork, thresholds: tuple[float, ...]) -> FloatNetwork:
+    """The graph with every neuron layer's placeholder replaced by MT neurons of ``thresholds``."""
+    neuron = MultiThreshold(tuple(thresholds))
+    return network.with_layers([replace(layer, neuron=neuron) if isinstance(layer, SynapticLayer)
+                                and isinstance(layer.neuron, MultiThreshold) else layer for layer in network.layers])
 
-    snn = SpikingNetwork(network, ann.config.multiple, config=ann.config)
-    for layer in network.synaptic_layers:
+
+@torch.no_grad()
+def convert_network(network: FloatNetwork, calibration: torch.Tensor, settings: ConversionSettings,
+                    multiple: int, spec: TaskSpec, config: UNetConfig | None = None
+                    ) -> tuple[SpikingNetwork, dict[str, Any]]:
+    """The normalized SNN of a traced ANN graph (float weights, ReLU neuron layers) and a
+    calibration batch (NCHW), whatever network the graph came from (see the module docstring)."""
+    snn = SpikingNetwork(with_thresholds(network, settings.thresholds), multiple, config=config, spec=spec)
+    lambdas, output_abs_max = calibrate(snn, calibration, settings.percentile)
+    for layer in snn.network.synaptic_layers:
         lam_out = lambdas[layer.name] if isinstance(layer.neuron, MultiThreshold) else 1.0
         module = snn.core.get(layer.name)
-        parts = _input_scales(network, layer, lambdas, settings.normalization)
+        parts = _input_scales(snn.network, layer, lambdas, settings.normalization)
         if isinstance(module, ScaledAvgPool2d):
             (_, _, lam_in), = parts
-            module.scale.fill_(lam_in / lam_out)
+            module.scale.mul_(lam_in / lam_out)
             continue
         weight = module.weight
         for offset, count, lam_in in parts:
@@ -120,3 +112,13 @@ def convert(ann: UNet, calibration: torch.Tensor,
             "percentile": settings.percentile, "lambdas": lambdas, "output_abs_max": output_abs_max,
             "calibration_images": int(calibration.shape[0])}
     return snn, info
+
+
+def convert(ann: UNet, calibration: torch.Tensor,
+            settings: ConversionSettings) -> tuple[SpikingNetwork, dict[str, Any]]:
+    """Build the normalized Spiking-UNet from this toolchain's trained U-Net and a calibration batch
+    (NCHW); any other network goes through :func:`toolchain.frontend.capture.from_model`."""
+    ann.eval()
+    c, h, w = pad_to_multiple(calibration[:1], ann.config.multiple)[0].shape[1:]
+    network = trace_network(ann.core, (c, h, w))
+    return convert_network(network, calibration, settings, ann.config.multiple, ann.config.spec, ann.config)

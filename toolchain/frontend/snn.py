@@ -39,6 +39,7 @@ from ..ir import (
 )
 from ..neuron.mt import heaviside
 from ..neuron.surrogate import surrogate_heaviside
+from ..tasks.spec import TaskSpec
 from ..vocab import StepKernel
 from .cells import Cell, MTCell, NeuronState, RunOptions
 from .unet import ScaledAvgPool2d, UNetConfig, pad_to_multiple
@@ -89,14 +90,14 @@ def synapse_module(layer: SynapticLayer) -> SynapseModule:
     bias = None if syn.bias is None else torch.from_numpy(np.array(syn.bias, np.float32))
     module: nn.Conv2d | nn.ConvTranspose2d
     if isinstance(layer, Conv):
-        c_out, c_in = weight.shape[:2]
+        c_out, c_in = weight.shape[0], weight.shape[1] * layer.groups
         module = nn.utils.skip_init(nn.Conv2d, c_in, c_out, layer.kernel, stride=layer.stride,
-                                    padding=layer.padding, bias=bias is not None)
+                                    padding=layer.padding, groups=layer.groups, bias=bias is not None)
     elif isinstance(layer, ConvTranspose):
-        c_in, c_out = weight.shape[:2]
+        c_in, c_out = weight.shape[0], weight.shape[1] * layer.groups
         module = nn.utils.skip_init(nn.ConvTranspose2d, c_in, c_out, layer.kernel, stride=layer.stride,
                                     padding=layer.padding, output_padding=layer.output_padding,
-                                    bias=bias is not None)
+                                    groups=layer.groups, bias=bias is not None)
     else:
         raise ConfigError(f"layer {layer.name}: a {layer.kind} layer has no PyTorch SNN synapse")
     with torch.no_grad():
@@ -141,14 +142,17 @@ class SpikingNetwork(nn.Module):
     """A float layer graph run as an SNN (see the module docstring).
 
     ``network``: its structure and initial weights; ``multiple``: input sides are replicate-padded
-    to multiples of it (2**depth for a U-Net); ``cells``: the neuron model of each MT layer.
+    to multiples of it (2**depth for a U-Net); ``cells``: the neuron model of each MT layer;
+    ``spec``: the task and channels (taken from ``config`` for this toolchain's U-Net, whose
+    architecture record its checkpoints carry; other networks' checkpoints carry the graph).
     """
 
     def __init__(self, network: FloatNetwork, multiple: int = 1, cells: CellFactory = mt_cells,
-                 config: UNetConfig | None = None) -> None:
+                 config: UNetConfig | None = None, spec: TaskSpec | None = None) -> None:
         super().__init__()
         self.multiple = multiple
-        self.config = config               # the architecture record checkpoints of this U-Net carry
+        self.config = config
+        self.spec = config.spec if config is not None and spec is None else spec
         self.core = SynapseTree()
         self.cells = nn.ModuleDict()       # by layer index (layer names hold dots)
         for i, layer in enumerate(network.layers):
@@ -219,6 +223,31 @@ class SpikingNetwork(nn.Module):
                     out = cell.flow(states[i], current) if flow else cell.step(states[i], current, run)
             values[layer.name] = out
         return out
+
+    def ann_forward(self, x: torch.Tensor, activations: dict[str, torch.Tensor] | None = None,
+                    crop: bool = True) -> torch.Tensor:
+        """The graph as the ANN it was converted from: ReLU(W a + b) in place of every neuron layer
+        (a pool's input is >= 0, so there it is the identity), the output layer linear. Sides are
+        padded to ``multiple`` and the output cropped back (unless ``crop`` is off: the padded
+        output, what the hardware's accumulator holds); ``activations`` receives every neuron
+        layer's output by name (calibration)."""
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
+        values: dict[str, torch.Tensor] = {}
+        out = padded
+        for layer in self.network.layers:
+            if isinstance(layer, Input):
+                out = padded
+            elif isinstance(layer, Concat):
+                out = torch.cat([values[s] for s in layer.inputs], dim=1)
+            else:
+                assert isinstance(layer, SynapticLayer)
+                out = self.core.get(layer.name)(values[layer.source_name])
+                if not isinstance(layer.neuron, Accumulator):
+                    out = torch.relu(out)
+                    if activations is not None:
+                        activations[layer.name] = out
+            values[layer.name] = out
+        return out[..., :h, :w] if crop else out
 
     def _first_current(self, padded: torch.Tensor) -> torch.Tensor:
         first = next(lay for lay in self.network.layers if isinstance(lay, Conv) and lay.static)
@@ -298,6 +327,6 @@ def spiking_unet(config: UNetConfig, thresholds: Sequence[float],
     if network is None:
         with torch.device("meta"):
             core = UNetCore(config)
-        network = trace_network(core, (config.in_channels, config.multiple, config.multiple),
+        network = trace_network(core, (config.spec.input_channels, config.multiple, config.multiple),
                                 lambda _m: MultiThreshold(tuple(thresholds)), weights=False)
     return SpikingNetwork(network, config.multiple, config=config)

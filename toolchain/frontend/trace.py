@@ -1,4 +1,8 @@
-"""Trace a PyTorch U-Net core with torch.fx into the float layer graph of :mod:`toolchain.ir`.
+"""Trace this toolchain's U-Net core with torch.fx into the float layer graph of :mod:`toolchain.ir`.
+
+Fast (no weights needed: checkpoints rebuild their structure on the meta device with it); any other
+model goes through :mod:`toolchain.frontend.capture` (torch.export, with BatchNorm folding,
+upsampling and the other rewrites), which gives this U-Net the same graph (a test checks it).
 
 Synaptic modules (Conv2d, ConvTranspose2d, ScaledAvgPool2d) are fused with the activation that
 follows them (ReLU, or Identity after pooling) into one layer whose neuron ``neuron_of(activation)``
@@ -79,17 +83,19 @@ def synapse_layer(name: str, module: nn.Module, src: str, shape: Shape, neuron: 
     common: dict[str, Any] = {"name": name, "shape": shape, "inputs": (src,), "neuron": neuron,
                                   "source": LayerSource(synapse=name)}
     if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.dilation != (1, 1) or module.stride[0] != module.stride[1]:
-            raise ExportError(f"module {name}: only square, ungrouped, undilated convolutions are supported")
+        if module.dilation != (1, 1) or isinstance(module.padding, str) or module.stride[0] != module.stride[1]:
+            raise ExportError(f"module {name}: only square, undilated convolutions with numeric padding are supported")
         return Conv(**common, synapses=FloatSynapses(_weight(module.weight, weights), _array(module.bias, weights)),
-                    kernel=pair(module.kernel_size), stride=pair(module.stride), padding=pair(module.padding))
+                    kernel=pair(module.kernel_size), stride=pair(module.stride), padding=pair(module.padding),
+                    groups=module.groups)
     if isinstance(module, nn.ConvTranspose2d):
-        if module.groups != 1 or module.dilation != (1, 1):
-            raise ExportError(f"module {name}: only ungrouped, undilated transposed convolutions are supported")
+        if module.dilation != (1, 1):
+            raise ExportError(f"module {name}: only undilated transposed convolutions are supported")
         return ConvTranspose(**common, synapses=FloatSynapses(_weight(module.weight, weights),
                                                               _array(module.bias, weights)),
                              kernel=pair(module.kernel_size), stride=pair(module.stride),
-                             padding=pair(module.padding), output_padding=pair(module.output_padding))
+                             padding=pair(module.padding), output_padding=pair(module.output_padding),
+                             groups=module.groups)
     assert isinstance(module, ScaledAvgPool2d)
     scale = float(module.scale) if weights and not module.scale.is_meta else 1.0
     weight = scale / module.kernel ** 2
@@ -143,7 +149,7 @@ def trace_network(core: nn.Module, input_shape: Shape, neuron_of: NeuronOf = pla
                 value_of[node.name] = name
             else:
                 raise ExportError(f"module {node.target} of type {type(module).__name__} is not supported "
-                                  f"by the exporter")
+                                  f"by the exporter (convert other models with toolchain.frontend.capture.from_model)")
         elif node.op == "call_function" and node.target is torch.cat:
             parts = node.args[0]
             dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)

@@ -24,11 +24,13 @@ EpochCallback = Callable[[int, list[float]], None]
 def train_epochs(forward: Forward, optimizer: torch.optim.Optimizer, sampler: Sampler, task: str, epochs: int,
                  batches_per_epoch: int, steps: int = 1, *, start_epoch: int = 0,
                  history: Iterable[float] = (), on_epoch: EpochCallback | None = None,
-                 ctx: Context = distributed.SINGLE, desc: str = "training", progress: bool = True) -> list[float]:
+                 ctx: Context = distributed.SINGLE, desc: str = "training", progress: bool = True,
+                 lr_at: Callable[[int], float] | None = None) -> list[float]:
     """Adam (or any optimizer) on ``task_loss(forward(x), target)``, epochs ``start_epoch + 1 .. epochs``.
 
     ``history`` is the loss per batch so far (a resumed run continues it); ``on_epoch(epoch, history)``
-    runs after each epoch. Under a distributed ``ctx`` every rank draws the same global batch and
+    runs after each epoch; ``lr_at(k)`` sets the learning rate of the run's k-th batch. Under a
+    distributed ``ctx`` every rank draws the same global batch and
     trains on its slice; ``forward`` must then average gradients across ranks (a DDP module does).
     Returns the loss history (the mean over the global batch, the same on every rank).
     """
@@ -36,7 +38,10 @@ def train_epochs(forward: Forward, optimizer: torch.optim.Optimizer, sampler: Sa
     for epoch in range(start_epoch, epochs):
         label = f"{desc} {epoch + 1}/{epochs}" if epochs > 1 else desc
         bar = tqdm(range(batches_per_epoch), desc=label, disable=not (progress and ctx.is_main))
-        for _ in bar:
+        for i in bar:
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(epoch * batches_per_epoch + i)
             x, target = sampler()
             x, target = distributed.shard(x, ctx), distributed.shard(target, ctx)
             loss = task_loss(task, forward(x), target, steps)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolchain.errors import CheckpointError, ConfigError
+from toolchain.tasks.spec import TaskSpec
 from toolchain.vocab import TASKS, Task
 
 ActivationFactory = Callable[[str], nn.Module]
@@ -25,7 +26,8 @@ class UNetConfig:
     """Architecture of a U-Net; JSON-compatible so that checkpoints carry it beside the weights.
 
     ``out_channels`` is the number of classes for segmentation (2 for binary) and the number of
-    image channels for denoising (the network predicts the noise map).
+    image channels for denoising (the network predicts the noise map). ``noise_map``: a denoiser
+    told its noise level (one more input channel, sigma / 255; see :mod:`toolchain.tasks.spec`).
     """
 
     task: Task
@@ -33,6 +35,7 @@ class UNetConfig:
     out_channels: int
     width: int = 64
     depth: int = 4
+    noise_map: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -45,6 +48,7 @@ class UNetConfig:
             raise ConfigError("segmentation needs out_channels (classes) >= 2")
         if self.depth > 8:
             raise ConfigError(f"depth {self.depth} is beyond what this toolchain supports (<= 8)")
+        _ = self.spec                  # the task spec's checks (noise_map only for denoising, ...)
 
     @property
     def channels(self) -> list[int]:
@@ -52,12 +56,20 @@ class UNetConfig:
         return [self.width * 2 ** i for i in range(self.depth + 1)]
 
     @property
+    def spec(self) -> TaskSpec:
+        """The task and channel counts (what every verb needs of a network, whatever its architecture)."""
+        return TaskSpec(self.task, self.in_channels, self.out_channels, self.noise_map)
+
+    @property
     def multiple(self) -> int:
         """Input sides must be multiples of this (inputs are padded to it)."""
         return 2 ** self.depth
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.noise_map:
+            del out["noise_map"]          # a blind U-Net's record, as before the noise-level input existed
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UNetConfig:
@@ -68,7 +80,7 @@ class UNetConfig:
         if missing:
             raise CheckpointError(f"architecture config lacks keys: {sorted(missing)}")
         try:
-            return cls(**{k: data[k] for k in names})
+            return cls(**{k: data[k] for k in names}, noise_map=data.get("noise_map", False))
         except ConfigError as exc:
             raise CheckpointError(f"bad architecture config: {exc}") from exc
 
@@ -142,7 +154,7 @@ class UNetCore(nn.Module):
         super().__init__()
         ch = config.channels
         self.encoders = nn.ModuleList(
-            DoubleConv(config.in_channels if i == 0 else ch[i - 1], ch[i], act) for i in range(config.depth))
+            DoubleConv(config.spec.input_channels if i == 0 else ch[i - 1], ch[i], act) for i in range(config.depth))
         self.downs = nn.ModuleList(Down(act) for _ in range(config.depth))
         self.bottleneck = DoubleConv(ch[-2], ch[-1], act)
         self.ups = nn.ModuleList(Up(ch[i + 1], ch[i], act) for i in reversed(range(config.depth)))

@@ -49,7 +49,7 @@ def paper_energy(totals: dict[str, Any], reference: Profile) -> dict[str, Any]:
             "flops": synops + macs_in, "synops": synops, "input_macs": macs_in, "energy_j": variant,
         },
         "ann": {
-            "label": "ANN (U-Net): MACs x MAC (fp32, paper); int8 MACs for comparison",
+            "label": "ANN (the same layers), fp32: MACs x 4.6 pJ (Horowitz 2014, 45 nm fp32 MAC: the paper's figure)",
             "macs": ann_macs, "energy_j": ann,
             "energy_int8_j": ann_macs * reference.value("energy.int8_mac") * PJ,
         },

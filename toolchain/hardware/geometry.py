@@ -15,8 +15,10 @@ Then, per (input channel, output channel) pair that the layer connects:
 * fan-out of source pixel (i_y, i_x) = rows.sum(0)[i_y] * cols.sum(0)[i_x]
   (= the gradient of sum(conv(x)) with respect to x for an all-ones kernel).
 
-Channel connectivity: conv / convT connect every input channel to every output channel; pool connects
-channel c to channel c only.
+Channel connectivity: conv / convT connect every input channel of group j to every output channel
+of group j (``groups`` = 1: all pairs); pools and depthwise convolutions connect channel c to channel
+c only. The core mapper models depthwise layers exactly and other grouped layers as dense (an
+upper bound on their per-core fan-in and synaptic memory; the report's notes say so).
 """
 from __future__ import annotations
 
@@ -80,9 +82,14 @@ class Geometry:
         self.cols = axis_taps(transposed, w_in, w_out, layer.kernel[1], layer.stride[1], layer.padding[1])
 
     @property
+    def groups(self) -> int:
+        """Channel groups: input group j feeds output group j only (a pool: one group per channel)."""
+        return self.layer.shape[0] if isinstance(self.layer, SumPool) else self.layer.groups
+
+    @property
     def depthwise(self) -> bool:
-        """Pool connects channel c to channel c only; conv / convT connect all channel pairs."""
-        return isinstance(self.layer, SumPool)
+        """Channel c feeds channel c only (pools, depthwise convolutions); else groups of channel pairs."""
+        return isinstance(self.layer, SumPool) or (self.groups == self.layer.shape[0] == self.in_channels)
 
     @property
     def in_channels(self) -> int:
@@ -92,7 +99,7 @@ class Geometry:
         """Connected (input channel, output channel) pairs, for one part or all."""
         c_out = self.layer.shape[0]
         c_in = part.channels if part is not None else self.in_channels
-        return c_in if self.depthwise else c_in * c_out
+        return c_in if self.depthwise else c_in * c_out // self.groups
 
     @cached_property
     def taps(self) -> int:
@@ -111,7 +118,7 @@ class Geometry:
     @property
     def channel_fanout(self) -> int:
         """Output channels each source channel reaches."""
-        return 1 if self.depthwise else self.layer.shape[0]
+        return 1 if self.depthwise else self.layer.shape[0] // self.groups
 
     def synops(self, counts: np.ndarray) -> float:
         """Exact synaptic events of source activity ``counts`` (C_src, H_in, W_in): sum of counts x fan-out."""
@@ -128,7 +135,7 @@ class Geometry:
         if self.depthwise:
             return c_out * h * w * (k2 + 1)
         bias = 1     # every quantized layer has a bias (zeros where the float layer had none)
-        return c_out * h * w * (self.in_channels * k2 + bias)
+        return c_out * h * w * (self.in_channels // self.groups * k2 + bias)
 
     def valid_macs(self) -> int:
         """MACs that touch a valid (non-padding) input pixel: the border-exact count."""

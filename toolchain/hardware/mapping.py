@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from toolchain.errors import HardwareLimitError
+from toolchain.errors import ConfigError, HardwareLimitError
 from toolchain.hardware.costs import compartments_per_neuron, emitters_per_neuron
 from toolchain.hardware.geometry import Geometry, Part, consumers
 from toolchain.hardware.profile import Profile
@@ -292,6 +292,9 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
     """Map the network; returns the mapping (None if it does not fit) and every reason it does not."""
     if not profile.neuromorphic:
         return None, [f"profile {profile.name} ({profile.kind}) has no cores to map onto"]
+    if profile.resource_model != "bytes":
+        raise ConfigError(f"profile {profile.name} uses the {profile.resource_model} resource model: map with "
+                          "toolchain.hardware.compile_network (or fits())")
     limits = _limits(profile)
     geos = geometries or {lay.name: Geometry(network, lay) for lay in network.synaptic_layers}
     weight_bits = int(network.meta.weight_bits or profile.value("core.weight_bits"))
@@ -300,7 +303,8 @@ def plan(network: QuantizedNetwork, profile: Profile, lowering: Lowering, max_ch
               for lay in network.synaptic_layers}
     users = consumers(network)
     chosen: dict[str, LayerMapping] = {}
-    notes: list[str] = []
+    notes = [f"{name}: grouped convolution (groups {geo.groups}) mapped as a dense one (an upper bound on its "
+             f"fan-in and synaptic memory)" for name, geo in geos.items() if geo.groups > 1 and not geo.depthwise]
     layer_reasons: list[str] = []     # filled back to front, so it ends in layer order
     for layer in reversed(network.synaptic_layers):
         model = models[layer.name]
@@ -350,7 +354,21 @@ def map_network(network: QuantizedNetwork, profile: Profile, lowering: Lowering,
 
 def fits(network: QuantizedNetwork, profile: Profile, lowering: Lowering | None = None,
          max_chips: int | None = None) -> tuple[bool, list[str]]:
-    """sinabs-style check: (True, []) or (False, every reason it does not fit)."""
+    """sinabs-style check: (True, []) or (False, every reason it does not fit). On a ``compiler`` profile
+    (Loihi 2) the per-core limits of :mod:`toolchain.hardware.compiler`, and the chip count against
+    ``max_chips`` (default ``chip.max_chips``)."""
     lowering = lowering or network.lowering
+    if profile.neuromorphic and profile.resource_model == "compiler":
+        from toolchain.hardware.chip import chip_layers
+        from toolchain.hardware.compiler import compile_network
+
+        cmap = compile_network(chip_layers(network, lowering), profile, max_chips)
+        reasons = list(cmap.reasons)
+        if cmap.fits and cmap.chips > cmap.max_chips:
+            system = cmap.smallest_system()
+            reasons.append(f"the network needs {cmap.cores} cores = {cmap.chips} chips, more than max_chips "
+                           f"{cmap.max_chips}" + (f"; the smallest listed system that holds it is {system[0]} "
+                                                  f"({system[1]} chips)" if system else ""))
+        return not reasons, reasons
     mapping, reasons = plan(network, profile, lowering, max_chips)
     return mapping is not None, reasons

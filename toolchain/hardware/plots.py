@@ -56,12 +56,18 @@ def energy_breakdown(report: dict[str, Any], target: Path) -> None:
     energy = report["energy"]
     fig = Figure(figsize=(9, 4.2))
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    labels = ["ANN (fp32 MAC)", "paper (spikes)", "paper (synops)"]
-    values = [energy["ann"]["energy_j"], energy["paper"]["energy_j"], energy["paper_synops"]["energy_j"]]
+    labels = ["ANN (fp32 MAC)", "ANN (int8 MAC)", "paper eq. 13 (spikes)", "paper (synops)"]
+    values = [energy["ann"]["energy_j"], energy["ann"]["energy_int8_j"], energy["paper"]["energy_j"],
+              energy["paper_synops"]["energy_j"]]
+    errors = [[0.0] * 4, [0.0] * 4]
     if energy.get("profile"):
         labels.append(f"profile {report['profile']['name']}")
         values.append(energy["profile"]["energy_j"])
-    ax1.bar(range(len(values)), values, color=["tab:gray", "tab:blue", "tab:cyan", "tab:green"][:len(values)])
+        band = energy["profile"].get("band_j") or {"low": values[-1], "high": values[-1]}
+        errors[0].append(values[-1] - band["low"])
+        errors[1].append(band["high"] - values[-1])
+    ax1.bar(range(len(values)), values, yerr=errors, capsize=3,
+            color=["tab:gray", "silver", "tab:blue", "tab:cyan", "tab:green"][:len(values)])
     ax1.set_yscale("log")
     ax1.set_xticks(range(len(values)), labels, rotation=25, ha="right", fontsize=8)
     ax1.set_ylabel("J per inference")
@@ -95,7 +101,8 @@ def core_utilization(report: dict[str, Any], target: Path) -> None:
     else:
         layers = mapping["layers"]
         x = np.arange(len(layers))
-        for i, res in enumerate(("compartments", "memory", "fan_in", "fan_out")):
+        resources = mapping.get("resources", ["compartments", "memory", "fan_in", "fan_out"])
+        for i, res in enumerate(resources):
             ax.bar(x + 0.2 * i - 0.3, [m[f"{res}_util_max"] for m in layers], width=0.2, label=f"{res} (max)")
         ax.set_xticks(x, _short([m["layer"] for m in layers]), rotation=70, ha="right", fontsize=7)
         ax.set_ylabel("use / per-core limit")

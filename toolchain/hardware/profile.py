@@ -2,74 +2,53 @@
 
 Every number in a profile is a *quantity*::
 
-    {"value": 23.6, "unit": "pJ", "status": "published" | "measured" | "assumed", "source": "..."}
+    {"value": 0.275, "unit": "W", "status": "measured" | "derived" | "vendor" | "assumed",
+     "source": "what it is and how it was obtained", "refs": ["<source id>", ...],
+     "low": 0.178, "high": 0.382}
+
+``refs`` name entries of the file's ``sources`` table (a repository file at a commit, or a document);
+``measured`` and ``derived`` quantities must have them. ``low`` / ``high`` (optional) are the quantity's
+uncertainty band: the report evaluates the model at both ends (:meth:`Profile.at`) and gives every time
+and energy figure with that band. Required keys, units and rules: :mod:`.profile_schema`.
 
 Keys are addressed with dots (``energy.synop``). ``--set energy.synop=20`` replaces a value (its status
-becomes ``assumed`` and its source says it was overridden, unless ``--set energy.synop.status=measured``
-and ``--set energy.synop.source=...`` say otherwise). Two kinds of profile exist:
-
-* ``neuromorphic`` (``loihi2``, ``loihi1``): core limits, memory model, per-operation energy and time;
-* ``reference`` (``generic45nm``): Horowitz 2014 45 nm figures, used by the paper's energy method.
+becomes ``assumed``, its source says it was overridden, and its band is dropped), unless
+``--set energy.synop.status=measured``, ``.source=...``, ``.low=...`` / ``.high=...`` say otherwise.
 
 Anything malformed raises :class:`~toolchain.errors.ProfileError` naming the file and the key.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.resources
 import json
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from toolchain.errors import ProfileError
+from toolchain.hardware.profile_schema import (
+    CODE_SOURCE,
+    DOCUMENT_SOURCE,
+    FIELDS,
+    LEGACY_STATUSES,
+    NEEDS_REFS,
+    RESOURCE_MODELS,
+    STATUSES,
+    SYSTEM_RULE,
+    ResourceModel,
+    required,
+)
 
 PROFILE_DIR = Path(str(importlib.resources.files("hw_profiles")))   # package data (installed or not)
-STATUSES = ("published", "measured", "assumed")
-FIELDS = ("value", "unit", "status", "source")
-
-# key -> (unit, rule). Rules: "int>=1", "int>=0", ">0", ">=0", or a tuple of allowed strings.
-_ENERGY = {f"energy.{k}": ("pJ", rule) for k, rule in (
-    ("synop", ">0"), ("neuron_update_inactive", ">0"), ("neuron_update_active", ">0"),
-    ("spike_in_tile", ">0"), ("tile_hop", ">=0"), ("host_mac", ">=0"))}
-SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
-    "neuromorphic": {
-        "chip.cores_per_chip": ("cores", "int>=1"),
-        "chip.max_chips": ("chips", "int>=1"),
-        "core.compartments": ("compartments", "int>=1"),
-        "core.memory": ("bytes", "int>=1"),
-        "core.fan_in": ("axons", "int>=1"),
-        "core.fan_out": ("axons", "int>=1"),
-        "core.max_synaptic_delay": ("steps", "int>=0"),
-        "core.weight_bits": ("bits", "int>=1"),
-        "core.graded_payload_bits": ("bits", "int>=0"),
-        "memory_model.synapse_encoding": ("choice", ("explicit", "shared")),
-        "memory_model.synapse_index_bits": ("bits", "int>=0"),
-        "memory_model.synapse_delay_bits": ("bits", "int>=0"),
-        "memory_model.state_bytes_per_compartment": ("bytes", ">=0"),
-        "memory_model.axon_in_bytes": ("bytes", ">=0"),
-        "memory_model.axon_out_bytes": ("bytes", ">=0"),
-        "energy.scale": ("ratio", ">0"),
-        "energy.graded_synop_scale": ("ratio", ">0"),
-        **_ENERGY,
-        "routing.mean_hops": ("hops", ">=0"),
-        "time.synop": ("ns", ">=0"),
-        "time.neuron_update": ("ns", ">=0"),
-        "time.spike": ("ns", ">=0"),
-        "time.barrier": ("ns", ">=0"),
-        "power.static_per_chip": ("W", ">=0"),
-    },
-    "reference": {
-        "energy.fp32_mac": ("pJ", ">0"),
-        "energy.fp32_add": ("pJ", ">0"),
-        "energy.int8_mac": ("pJ", ">0"),
-        "energy.int8_add": ("pJ", ">0"),
-    },
-}
 _INT_MAX = 2 ** 48
 _BITS_MAX = 64
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+End = Literal["value", "low", "high"]
 
 
 @dataclass
@@ -82,10 +61,18 @@ class Profile:
     data: dict[str, Any]
     overrides: tuple[str, ...] = ()
     description: str = ""
+    end: End = "value"
     _flat: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._flat = dict(_quantities(self.data))
+
+    @property
+    def resource_model(self) -> ResourceModel | None:
+        """``compiler`` or ``bytes`` for a neuromorphic profile (see :mod:`.profile_schema`), None otherwise."""
+        if not self.neuromorphic:
+            return None
+        return "compiler" if self.data.get("resource_model") == "compiler" else "bytes"
 
     def quantity(self, key: str) -> dict[str, Any]:
         try:
@@ -94,25 +81,49 @@ class Profile:
             raise ProfileError(f"{self.path}: profile has no key {key!r}") from None
 
     def value(self, key: str) -> Any:
-        return self.quantity(key)["value"]
+        q = self.quantity(key)
+        return q.get(self.end, q["value"]) if self.end != "value" else q["value"]
+
+    def band(self, key: str) -> tuple[Any, Any]:
+        """(low, high) of a quantity: its band, or (value, value) without one."""
+        q = self.quantity(key)
+        return q.get("low", q["value"]), q.get("high", q["value"])
 
     def has(self, key: str) -> bool:
         return key in self._flat
+
+    def at(self, end: End) -> Profile:
+        """The same profile read at one end of every band (``low`` or ``high``; ``value``: the central one)."""
+        return Profile(self.name, self.kind, self.path, self.data, self.overrides, self.description, end)
 
     @property
     def neuromorphic(self) -> bool:
         return self.kind == "neuromorphic"
 
     def quantities(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(q) for k, q in self._flat.items()}
+        return {k: copy.deepcopy(q) for k, q in self._flat.items()}
+
+    def with_status(self, *statuses: str) -> dict[str, dict[str, Any]]:
+        """Every quantity with one of ``statuses``."""
+        return {k: copy.deepcopy(q) for k, q in self._flat.items() if q["status"] in statuses}
 
     def assumed(self) -> dict[str, dict[str, Any]]:
         """Every quantity whose status is ``assumed`` (the report lists them)."""
-        return {k: dict(q) for k, q in self._flat.items() if q["status"] == "assumed"}
+        return self.with_status("assumed")
+
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.data.get("sources", {}))
+
+    def systems(self) -> list[tuple[str, int]]:
+        """(name, chips) of the systems the profile lists (``systems.<name>``), smallest first."""
+        rows = [(k.split(".", 1)[1], int(q["value"])) for k, q in self._flat.items() if k.startswith("systems.")]
+        return sorted(rows, key=lambda r: r[1])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "file": self.path, "description": self.description,
-                "overrides": list(self.overrides), "quantities": self.quantities()}
+        return {"name": self.name, "kind": self.kind, "resource_model": self.resource_model, "file": self.path,
+                "description": self.description, "overrides": list(self.overrides),
+                "quantities": self.quantities(), "sources": self.sources}
 
 
 def available_profiles() -> list[str]:
@@ -125,7 +136,7 @@ def _is_quantity(node: Any) -> bool:
 
 def _quantities(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, dict[str, Any]]]:
     for key, node in data.items():
-        if not isinstance(node, dict):
+        if not isinstance(node, dict) or (not prefix and key == "sources"):
             continue
         path = f"{prefix}{key}"
         if _is_quantity(node):
@@ -167,9 +178,9 @@ def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str)
             value_sets.append((key, "value", _parse_value(text)))
             continue
         head, _, last = key.rpartition(".")
-        if head in flat and last in ("value", "status", "source"):
-            (value_sets if last == "value" else field_sets).append(
-                (head, last, text if last != "value" else _parse_value(text)))
+        if head in flat and last in ("value", "status", "source", "low", "high"):
+            parsed = _parse_value(text) if last in ("value", "low", "high") else text
+            (value_sets if last == "value" else field_sets).append((head, last, parsed))
             continue
         close = difflib.get_close_matches(key, list(flat), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(sorted(flat))}"
@@ -179,15 +190,25 @@ def _apply_overrides(data: dict[str, Any], overrides: Iterable[str], where: str)
         flat[key]["value"] = value
         flat[key]["status"] = "assumed"
         flat[key]["source"] = f"overridden with {key}={value} (the file had {old!r})"
+        for name in ("low", "high", "refs"):
+            flat[key].pop(name, None)
     for key, name, value in field_sets:
         flat[key][name] = value
 
 
-def _check_quantity(key: str, q: dict[str, Any], where: str) -> None:
+def _number(key: str, name: str, value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProfileError(f"{where}: key {key}: {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ProfileError(f"{where}: key {key}: {name} must be finite, got {value!r}")
+
+
+def _check_quantity(key: str, q: dict[str, Any], sources: dict[str, Any], where: str) -> None:
     missing = [f for f in FIELDS if f not in q]
     if missing:
         raise ProfileError(f"{where}: key {key}: quantity lacks {', '.join(missing)} "
                            f"(each needs value, unit, status, source)")
+    q["status"] = LEGACY_STATUSES.get(q["status"], q["status"])
     if q["status"] not in STATUSES:
         raise ProfileError(f"{where}: key {key}: status must be one of {STATUSES}, got {q['status']!r}")
     if not isinstance(q["source"], str) or not q["source"].strip():
@@ -199,31 +220,65 @@ def _check_quantity(key: str, q: dict[str, Any], where: str) -> None:
         raise ProfileError(f"{where}: key {key}: value must be a number, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ProfileError(f"{where}: key {key}: value must be finite, got {value!r}")
+    refs = q.get("refs", [])
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise ProfileError(f"{where}: key {key}: refs must be a list of source ids")
+    unknown = [r for r in refs if r not in sources]
+    if unknown:
+        raise ProfileError(f"{where}: key {key}: refs {unknown} are not in the file's sources table")
+    if q["status"] in NEEDS_REFS and not refs:
+        raise ProfileError(f"{where}: key {key}: a {q['status']} quantity must cite its sources (refs)")
+    if "low" in q or "high" in q:
+        _number(key, "value", value, where)
+        low, high = q.get("low", value), q.get("high", value)
+        _number(key, "low", low, where)
+        _number(key, "high", high, where)
+        if not low <= value <= high:
+            raise ProfileError(f"{where}: key {key}: the band needs low <= value <= high, got {low}, {value}, {high}")
+
+
+def _check_sources(sources: Any, where: str) -> dict[str, Any]:
+    if not isinstance(sources, dict):
+        raise ProfileError(f"{where}: key sources: must be an object of source id -> source")
+    for sid, src in sources.items():
+        if not isinstance(src, dict):
+            raise ProfileError(f"{where}: source {sid}: must be an object")
+        shape = CODE_SOURCE if "repository" in src else DOCUMENT_SOURCE
+        missing = [k for k in shape if not isinstance(src.get(k), str) or not src[k].strip()]
+        if missing:
+            raise ProfileError(f"{where}: source {sid}: lacks {', '.join(missing)} (a repository source needs "
+                               f"{', '.join(CODE_SOURCE)}; a document needs {', '.join(DOCUMENT_SOURCE)})")
+        if shape is CODE_SOURCE and not _COMMIT.match(src["commit"]):
+            raise ProfileError(f"{where}: source {sid}: commit must be 7 to 40 hex digits, got {src['commit']!r}")
+    return sources
 
 
 def _check_rule(key: str, q: dict[str, Any], unit: str, rule: Any, where: str) -> None:
-    value = q["value"]
     if q["unit"] != unit:
         raise ProfileError(f"{where}: key {key}: unit must be {unit!r}, got {q['unit']!r}")
     if isinstance(rule, tuple):
-        if value not in rule:
-            raise ProfileError(f"{where}: key {key}: must be one of {rule}, got {value!r}")
+        if q["value"] not in rule:
+            raise ProfileError(f"{where}: key {key}: must be one of {rule}, got {q['value']!r}")
         return
-    if isinstance(value, (str, bool)):
-        raise ProfileError(f"{where}: key {key}: value must be a number, got {value!r}")
-    if rule.startswith("int"):
-        if float(value) != int(value):
-            raise ProfileError(f"{where}: key {key}: value must be an integer, got {value!r}")
-        q["value"] = value = int(value)
-        low = int(rule[-1])
-        top = _BITS_MAX if unit == "bits" else _INT_MAX
-        if not low <= value <= top:
-            raise ProfileError(f"{where}: key {key}: value must be an integer in [{low}, {top}], got {value}")
-        return
-    if rule == ">0" and not value > 0:
-        raise ProfileError(f"{where}: key {key}: value must be positive, got {value!r}")
-    if rule == ">=0" and not value >= 0:
-        raise ProfileError(f"{where}: key {key}: value must be >= 0, got {value!r}")
+    for name in ("value", "low", "high"):
+        if name not in q:
+            continue
+        value = q[name]
+        label = "value" if name == "value" else f"{name} end"
+        if isinstance(value, (str, bool)):
+            raise ProfileError(f"{where}: key {key}: {label} must be a number, got {value!r}")
+        if rule.startswith("int"):
+            if float(value) != int(value):
+                raise ProfileError(f"{where}: key {key}: {label} must be an integer, got {value!r}")
+            q[name] = value = int(value)
+            low = int(rule[-1])
+            top = _BITS_MAX if unit == "bits" else _INT_MAX
+            if not low <= value <= top:
+                raise ProfileError(f"{where}: key {key}: {label} must be an integer in [{low}, {top}], got {value}")
+        elif rule == ">0" and not value > 0:
+            raise ProfileError(f"{where}: key {key}: {label} must be positive, got {value!r}")
+        elif rule == ">=0" and not value >= 0:
+            raise ProfileError(f"{where}: key {key}: {label} must be >= 0, got {value!r}")
 
 
 def validate(data: Any, where: str) -> tuple[str, str]:
@@ -234,15 +289,23 @@ def validate(data: Any, where: str) -> tuple[str, str]:
         if not isinstance(data.get(key), str) or not data[key]:
             raise ProfileError(f"{where}: key {key}: missing or not a text")
     kind = data["kind"]
-    if kind not in SCHEMA:
-        raise ProfileError(f"{where}: key kind: must be one of {sorted(SCHEMA)}, got {kind!r}")
+    if kind not in ("neuromorphic", "reference"):
+        raise ProfileError(f"{where}: key kind: must be one of ['neuromorphic', 'reference'], got {kind!r}")
+    model = data.get("resource_model", "bytes" if kind == "neuromorphic" else None)
+    if kind == "neuromorphic" and model not in RESOURCE_MODELS:
+        raise ProfileError(f"{where}: key resource_model: must be one of {RESOURCE_MODELS}, got {model!r}")
+    sources = _check_sources(data.get("sources", {}), where)
     flat = dict(_quantities(data))
     for key, q in flat.items():
-        _check_quantity(key, q, where)
-    for key, (unit, rule) in SCHEMA[kind].items():
+        _check_quantity(key, q, sources, where)
+    rules = required(kind, model)
+    for key, (unit, rule) in rules.items():
         if key not in flat:
             raise ProfileError(f"{where}: required key {key} is missing")
         _check_rule(key, flat[key], unit, rule, where)
+    for key, q in flat.items():
+        if key.startswith("systems."):
+            _check_rule(key, q, *SYSTEM_RULE, where)
     return data["name"], kind
 
 

@@ -1,68 +1,68 @@
-"""Assemble a hardware profile of one network run: costs, mapping, timing, energy by both methods,
-the two MT lowerings side by side; write report.json, report.md and PNG plots (all atomically)."""
+"""Assemble a hardware profile of one run of this toolchain's network: costs, mapping, timing, energy by both
+methods, the two MT lowerings side by side; write report.json, report.md and PNG plots (all atomically).
+
+On a ``compiler`` profile (Loihi 2) the mapping, time and energy come from the calibrated model
+(:mod:`.report_chip`); on a ``bytes`` profile (Loihi 1) from :mod:`.mapping`, :mod:`.timing` and
+:func:`.energy.profile_energy`. Stock netx networks: :func:`.report_chip.profile_stock`.
+"""
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from toolchain.errors import ConfigError, HardwareLimitError
 from toolchain.files import atomic_path, write_json
+from toolchain.hardware.activity import quantized_activity
+from toolchain.hardware.chip import chip_layers
 from toolchain.hardware.costs import Activity, layer_costs, totals
 from toolchain.hardware.energy import paper_energy, profile_energy
 from toolchain.hardware.geometry import Geometry
 from toolchain.hardware.mapping import plan
 from toolchain.hardware.plots import PLOTS
 from toolchain.hardware.profile import Profile, load_profile
+from toolchain.hardware.report_chip import (
+    PER_CORE_LIMIT,
+    SCHEMA,
+    evaluate_chip,
+    fill_rows,
+    host_macs_of,
+    jsonable,
+    lowering_summary,
+    mapping_summary,
+)
+from toolchain.hardware.report_md import to_markdown
 from toolchain.hardware.timing import core_loads, step_time
 from toolchain.ir import QuantizedNetwork
 from toolchain.simulators.result import SimulationResult
 from toolchain.vocab import LOWERINGS, Lowering
 
-SCHEMA = "spiking-unet-hardware-report/1"
-PER_CORE_LIMIT = 4096
+__all__ = ["MODEL_ASSUMPTIONS", "SCHEMA", "profile_network", "to_markdown", "write_report"]
 MODEL_ASSUMPTIONS = [
     "counts are per inference (per image): simulator batch totals divided by the batch size",
     "compartments lowering: N compartments per MT neuron, binary spikes, N_src x taps synapses; graded lowering: "
     "one compartment, at most one graded message per neuron per step, 1 x taps synapses",
     "synapses = weight taps joining valid (non-padding) pixels, border- and stride-exact; synaptic ops = "
-    "sum over source neurons of messages x exact fan-out",
+    "sum over source neurons of messages x exact fan-out ('synops'); the calibrated Loihi 2 model charges time and "
+    "energy for the ops on non-zero weights ('synops_nonzero'), which is what the chip executes",
     "a neuron update is charged per compartment per step (T steps); 'active' = a compartment-step that emits",
     "routing energy is charged per packet = message x destination core reached",
-    "the static first layer conv(x) runs once on the host (host MACs, paper/thop convention)",
-    "a core holds one layer's neurons; time per step = busiest core (activity averaged over T) + barrier",
+    "the static first layer conv(x) runs once on the host (host MACs, paper/thop convention); its neurons are on chip",
+    "a core holds one layer's neurons; time per step = the busiest core (activity averaged over T)",
     "ANN MACs use the paper's (thop) convention, output elements x (C_in k^2 + 1); reproduces Table 5's 6.55e10",
+    "Loihi 2 (compiler model): under the compartments lowering every threshold compartment counts as a neuron of "
+    "the core, has its own kernel rows in SynMem and its own neuron group; conv / convT / pool kernels are stored "
+    "once per core (what the compiler does for conv); concat delays cost no extra SynMem (not measured)",
 ]
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    return obj
-
-
-def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering,
-              geos: dict[str, Geometry], max_chips: int | None) -> dict[str, Any]:
-    rows = layer_costs(network, activity, lowering, geos)
-    result: dict[str, Any] = {"lowering": lowering, "rows": rows, "totals": totals(rows), "fits": None,
-                              "reasons": [], "mapping": None, "timing": None, "energy": None}
-    if not profile.neuromorphic:
-        return result
+def _evaluate_bytes(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering,
+                    geos: dict[str, Geometry], max_chips: int | None, result: dict[str, Any]) -> dict[str, Any]:
+    rows = result["rows"]
     mapping, reasons = plan(network, profile, lowering, max_chips, geos)
     result["fits"], result["reasons"] = mapping is not None, reasons
     if mapping is None:
+        result["summary"] = {"fits": False, "reasons": reasons, **_counts(rows)}
         return result
     loads = core_loads(network, mapping, activity, geos)
     timing = step_time(network, mapping, loads, activity.steps, profile)
@@ -77,20 +77,40 @@ def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, l
         row["packets"] = packets[row["layer"]]
         row["energy_j"] = by_layer[row["layer"]]["energy_j"]
         row["core_synops_check"] = float(loads.events[row["layer"]].sum())
-    result.update(mapping=mapping, timing=timing, energy=energy)
+    result.update(mapping=mapping.summary(per_core=mapping.cores <= PER_CORE_LIMIT), timing=timing, energy=energy,
+                  cores=mapping.cores, chips=mapping.chips)
+    result["summary"] = {"fits": True, "reasons": [], **_counts(rows), "cores": mapping.cores, "chips": mapping.chips,
+                         "synapse_bytes": sum(r["synapse_bytes"] for r in rows), "energy_profile_j": energy["energy_j"],
+                         "time_per_step_s": timing["time_per_step_s"], "latency_s": timing["latency_s"]}
     return result
 
 
-def _lowering_summary(ev: dict[str, Any]) -> dict[str, Any]:
-    t = ev["totals"]
-    out = {"fits": ev["fits"], "reasons": ev["reasons"],
-           **{k: t[k] for k in ("compartments", "synapses", "messages", "synops", "neuron_updates")}}
-    if ev["mapping"] is not None:
-        out.update(cores=ev["mapping"].cores, chips=ev["mapping"].chips,
-                   synapse_bytes=sum(r["synapse_bytes"] for r in ev["rows"]),
-                   energy_profile_j=ev["energy"]["energy_j"], time_per_step_s=ev["timing"]["time_per_step_s"],
-                   latency_s=ev["timing"]["latency_s"])
-    return out
+def _counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    t = totals(rows)
+    return {k: t[k] for k in ("compartments", "synapses", "messages", "synops", "neuron_updates")}
+
+
+def _evaluate(network: QuantizedNetwork, activity: Activity, profile: Profile, lowering: Lowering,
+              geos: dict[str, Geometry], max_chips: int | None) -> dict[str, Any]:
+    rows = layer_costs(network, activity, lowering, geos)
+    result: dict[str, Any] = {"lowering": lowering, "rows": rows, "fits": None, "reasons": [], "mapping": None,
+                              "timing": None, "energy": None, "cores": None, "chips": None,
+                              "summary": {"fits": None, "reasons": [], **_counts(rows)}}
+    if not profile.neuromorphic:
+        return result
+    if profile.resource_model == "bytes":
+        return _evaluate_bytes(network, activity, profile, lowering, geos, max_chips, result)
+    layers = chip_layers(network, lowering)
+    chip_act = quantized_activity(network, layers, activity, lowering)
+    ev = evaluate_chip(layers, chip_act, profile, network.latency, max_chips, lowering == "graded", host_macs_of(rows))
+    result["fits"], result["reasons"] = ev.fits, list(ev.cmap.reasons)
+    if ev.fits:
+        assert ev.energy is not None
+        fill_rows(rows, ev)
+        result.update(mapping=mapping_summary(ev.cmap), timing=ev.timing_dict(), energy=ev.energy.to_dict(),
+                      cores=ev.cmap.cores, chips=ev.cmap.chips)
+    result["summary"] = lowering_summary(rows, ev)
+    return result
 
 
 def profile_network(network: QuantizedNetwork, result: SimulationResult | None, profile: Profile,
@@ -101,7 +121,9 @@ def profile_network(network: QuantizedNetwork, result: SimulationResult | None, 
 
     ``result`` is a backend's :class:`SimulationResult`; synaptic ops are exact when it kept count maps
     or spikes (``record="counts"`` / ``"spikes"``; :func:`collect_activity` runs one), else they are
-    estimated (flagged). With ``strict``, a primary lowering that does not fit raises HardwareLimitError.
+    estimated (flagged). With ``strict``, a primary lowering whose layers do not fit a core raises
+    HardwareLimitError (on a compiler profile, needing more chips than ``chip.max_chips`` does not: the
+    report says so and names the smallest listed system that holds the network).
     """
     if activity is None:
         if result is None:
@@ -122,21 +144,24 @@ def profile_network(network: QuantizedNetwork, result: SimulationResult | None, 
         reasons = main["reasons"]
         more = f" (and {len(reasons) - 1} more problem(s))" if len(reasons) > 1 else ""
         raise HardwareLimitError(f"{lowering} lowering does not fit {profile.name}: {reasons[0]}{more}")
-    tot = dict(main["totals"])
+    tot = dict(totals(main["rows"]))
     energy: dict[str, Any] = paper_energy(tot, reference)
     energy["profile"] = main["energy"]
     if main["energy"]:
         energy["ratios"]["ann_over_profile"] = energy["ann"]["energy_j"] / main["energy"]["energy_j"]
-        tot.update(cores=main["mapping"].cores, chips=main["mapping"].chips, packets=main["energy"]["packets"],
+        energy["ratios"]["ann_int8_over_profile"] = energy["ann"]["energy_int8_j"] / main["energy"]["energy_j"]
+        tot.update(cores=main["cores"], chips=main["chips"], packets=main["energy"]["packets"],
                    energy_profile_j=main["energy"]["energy_j"])
+        if "synops_nonzero" in main["summary"]:
+            tot["synops_nonzero"] = main["summary"]["synops_nonzero"]
     tot.update(energy_paper_j=energy["paper"]["energy_j"], energy_paper_synops_j=energy["paper_synops"]["energy_j"],
-               energy_ann_j=energy["ann"]["energy_j"])
-    mapping = main["mapping"]
+               energy_ann_j=energy["ann"]["energy_j"], energy_ann_int8_j=energy["ann"]["energy_int8_j"])
     report = {
         "schema": SCHEMA,
         "profile": profile.to_dict(), "reference_profile": {"name": reference.name, "file": reference.path},
-        "network": {"input_shape": list(network.input.shape), "neuron_layers": len(network.neuron_layers),
-                    "latency_steps": network.latency, "weight_bits": network.meta.weight_bits,
+        "network": {"kind": "spiking-unet", "input_shape": list(network.input.shape),
+                    "neuron_layers": len(network.neuron_layers), "latency_steps": network.latency,
+                    "weight_bits": network.meta.weight_bits,
                     "thresholds": None if network.meta.thresholds is None else list(network.meta.thresholds),
                     "task": network.meta.task, "width": network.meta.width, "depth": network.meta.depth},
         "activity": {"batch": activity.batch, "steps": activity.steps, "exact": activity.exact,
@@ -144,86 +169,12 @@ def profile_network(network: QuantizedNetwork, result: SimulationResult | None, 
                      "spike maps not recorded: synaptic ops estimated from per-threshold totals spread uniformly; "
                      "graded messages bounded above by spikes (run with record=True or collect_activity)"},
         "lowering": lowering, "layers": main["rows"], "totals": tot, "energy": energy,
-        "mapping": mapping.summary(per_core=mapping.cores <= PER_CORE_LIMIT) if mapping else None,
-        "fits": main["fits"], "reasons": main["reasons"], "timing": main["timing"],
-        "lowerings": {lw: _lowering_summary(ev) for lw, ev in evals.items()},
-        "assumptions": {"profile": profile.assumed(), "model": MODEL_ASSUMPTIONS},
+        "mapping": main["mapping"], "fits": main["fits"], "reasons": main["reasons"], "timing": main["timing"],
+        "lowerings": {lw: ev["summary"] for lw, ev in evals.items()},
+        "assumptions": {"profile": profile.assumed(), "calibrated": profile.with_status("measured", "derived"),
+                        "model": MODEL_ASSUMPTIONS},
     }
-    return _jsonable(report)
-
-
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, float):
-        return f"{x:.3g}" if x and (abs(x) >= 1e4 or abs(x) < 1e-2) else f"{x:,.2f}".rstrip("0").rstrip(".")
-    if isinstance(x, int):
-        return f"{x:,}"
-    return str(x)
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def to_markdown(report: dict[str, Any]) -> str:
-    p, t, e = report["profile"], report["totals"], report["energy"]
-    out = [f"# Hardware report: {p['name']} ({report['lowering']} lowering)", "",
-           f"Profile file `{p['file']}`"
-           + (f", overrides: `{' '.join(p['overrides'])}`" if p["overrides"] else "") + ".",
-           f"T = {report['activity']['steps']} steps, batch {report['activity']['batch']}, activity: "
-           f"{report['activity']['note']}. Counts are per inference.", "", "## Energy per inference", ""]
-    rows = [[e["paper"]["label"], e["paper"]["flops"], e["paper"]["energy_j"], e["ratios"]["ann_over_paper"]],
-            [e["paper_synops"]["label"], e["paper_synops"]["flops"], e["paper_synops"]["energy_j"],
-             e["ratios"]["ann_over_paper_synops"]]]
-    if e.get("profile"):
-        rows.append([e["profile"]["label"], None, e["profile"]["energy_j"], e["ratios"].get("ann_over_profile")])
-    rows.append([e["ann"]["label"], e["ann"]["macs"], e["ann"]["energy_j"], 1.0])
-    out += _table(["method", "ops", "energy (J)", "ANN / method"], rows)
-    out += ["", "Paper's reference-code variant (pooling neurons left out): "
-            f"{_fmt(e['paper']['energy_excluding_pool_j'])} J. "
-            f"ANN with int8 MACs ({_fmt(e['ann']['energy_int8_j'])} J) for comparison.", ""]
-    if e.get("profile"):
-        out += ["Profile-method breakdown (J): "
-                + ", ".join(f"{k} {_fmt(v)}" for k, v in e["profile"]["breakdown_j"].items()), ""]
-    out += ["## Per layer", ""]
-    columns = ["layer", "type", "shape", "neurons", "compartments", "cores", "synapses", "spikes", "synops",
-               "energy (J)"]
-    out += _table(columns,
-                  [[r["layer"], r["type"], "x".join(map(str, r["shape"])), r["neurons"], r["compartments"],
-                    r.get("cores"), r["synapses"], r["spikes"], r["synops"], r.get("energy_j")]
-                   for r in report["layers"]])
-    out += ["", "## Totals", ""]
-    out += _table(["quantity", "value"], [[k, v] for k, v in t.items()])
-    out += ["", "## MT lowerings compared", ""]
-    keys = ["fits", "compartments", "synapses", "messages", "synops", "cores", "chips", "synapse_bytes",
-            "energy_profile_j", "time_per_step_s", "latency_s"]
-    lw = report["lowerings"]
-    out += _table(["quantity", *lw.keys()], [[k, *[lw[n].get(k) for n in lw]] for k in keys])
-    for name, s in lw.items():
-        for reason in s["reasons"]:
-            out.append(f"- {name} does not fit: {reason}")
-    if report["mapping"]:
-        m = report["mapping"]
-        out += ["", "## Mapping", "", f"{m['cores']} cores on {m['chips']} chip(s) (max {m['max_chips']}); "
-                f"per-core limits {m['limits']}.", ""]
-        out += _table(["layer", "cores", "tile (c,h,w)", "compartments max", "memory max", "fan-in max", "fan-out max"],
-                      [[x["layer"], x["cores"], "x".join(map(str, x["tile"])), x["compartments_util_max"],
-                        x["memory_util_max"], x["fan_in_util_max"], x["fan_out_util_max"]] for x in m["layers"]])
-    if report["timing"]:
-        tm = report["timing"]
-        out += ["", f"Time per step {_fmt(tm['time_per_step_s'])} s (busiest core in {tm['busiest_layer']}); "
-                f"latency {tm['latency_steps']} steps = {_fmt(tm['latency_s'])} s. {tm['note']}."]
-    out += ["", "## Assumptions", ""]
-    out += [f"- {a}" for a in report["assumptions"]["model"]]
-    out += [f"- `{k}` = {q['value']} {q['unit']} (assumed): {q['source']}"
-            for k, q in report["assumptions"]["profile"].items()]
-    out += ["", "## Plots", ""] + [f"![{name}]({name})" for name in PLOTS]
-    return "\n".join(out) + "\n"
+    return jsonable(report)
 
 
 def write_report(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> dict[str, Path]:

@@ -32,6 +32,7 @@ from .nodes import (
                     Synapses,
                     SynapticLayer,
                     pair,
+                    weight_shape,
 )
 from .shapes import MAX_SYNAPTIC_DELAY, assign_depths, derived_shape, output_hw, resize
 from .validate import validate
@@ -40,4 +41,4 @@ __all__ = ["Accumulator", "Concat", "Conv", "ConvTranspose", "Cuba", "Dense", "F
            "FloatNetwork", "FloatSynapses", "Input", "Layer", "LayerSource", "MAX_SYNAPTIC_DELAY", "MultiThreshold",
            "Network", "NetworkMeta", "Neuron", "NeuronLayer", "Pair", "Provenance", "QuantizedNetwork", "Shape",
            "SpatialLayer", "StockMeta", "StockNetwork", "StockSynapses", "SumPool", "Synapses", "SynapticLayer",
-           "assign_depths", "derived_shape", "output_hw", "pair", "resize", "validate"]
+           "assign_depths", "derived_shape", "output_hw", "pair", "resize", "validate", "weight_shape"]

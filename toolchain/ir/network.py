@@ -49,6 +49,7 @@ class NetworkMeta:
     task: Task | None = None
     in_channels: int | None = None
     out_channels: int | None = None
+    noise_map: bool | None = None         # a denoiser told its noise level: input = [image, sigma / 255]
     width: int | None = None
     depth: int | None = None
     multiple: int | None = None

@@ -12,9 +12,9 @@ feeds (netx's convention). Synaptic parameters come in three forms, one per netw
 * :class:`StockSynapses`: the integers of a stock lava-dl netx file as stored (Lava applies its
   own quirks to them; see :mod:`toolchain.simulators.physical`).
 
-Weight layouts are torch's: conv (C_out, C_in, kH, kW), transposed conv (C_in, C_out, kH, kW),
-dense (C_out, C_in), pool a single element (the pooling weight). Kernel, stride and padding are
-(H, W) pairs.
+Weight layouts are torch's: conv (C_out, C_in / groups, kH, kW), transposed conv
+(C_in, C_out / groups, kH, kW), dense (C_out, C_in), pool a single element (the pooling weight).
+Kernel, stride and padding are (H, W) pairs.
 
 Neurons: :class:`MultiThreshold` (theta_1 > ... > theta_N on one membrane; one threshold is IF;
 float thresholds in a float network, integer membrane units in a fixed-point one),
@@ -235,12 +235,14 @@ class SynapticLayer(Layer):
 @dataclass(frozen=True, eq=False, kw_only=True)
 class Conv(SynapticLayer):
     """2-D convolution. ``static``: the analog first layer (static coding) whose current
-    conv(x) + b is computed once and fed as a constant bias every step."""
+    conv(x) + b is computed once and fed as a constant bias every step. ``groups`` as in torch:
+    input channel group j feeds output channel group j only (``groups`` = C is depthwise)."""
 
     kernel: Pair
     stride: Pair = (1, 1)
     padding: Pair = (0, 0)
     static: bool = False
+    groups: int = 1
     kind: ClassVar[str] = "conv"
 
 
@@ -252,6 +254,7 @@ class ConvTranspose(SynapticLayer):
     stride: Pair = (1, 1)
     padding: Pair = (0, 0)
     output_padding: Pair = (0, 0)
+    groups: int = 1
     kind: ClassVar[str] = "convT"
 
 
@@ -282,6 +285,23 @@ class Dense(SynapticLayer):
 
 
 SpatialLayer = Conv | ConvTranspose | SumPool
+
+
+def weight_shape(layer: SynapticLayer, in_channels: int) -> tuple[int, ...]:
+    """The weight shape a conv / convT / pool layer with ``in_channels`` input channels must have."""
+    c_out = layer.shape[0]
+    if isinstance(layer, SumPool):
+        return (1,)
+    if isinstance(layer, (Conv, ConvTranspose)):
+        g = layer.groups
+        if g < 1 or in_channels % g or c_out % g:
+            raise ExportError(f"layer {layer.name}: groups {g} must divide its {in_channels} input and "
+                              f"{c_out} output channels")
+        kh, kw = layer.kernel
+        if isinstance(layer, Conv):
+            return (c_out, in_channels // g, kh, kw)
+        return (in_channels, c_out // g, kh, kw)
+    raise ExportError(f"layer {layer.name}: a {layer.kind} layer has no spatial weight shape")
 NeuronLayer = SynapticLayer | Input
 LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (Input, Conv, ConvTranspose, SumPool, Concat,
                                                                  Dense, Flatten)}

@@ -30,6 +30,7 @@ from .nodes import (
     MultiThreshold,
     SumPool,
     SynapticLayer,
+    weight_shape,
 )
 from .shapes import MAX_SYNAPTIC_DELAY, output_hw
 
@@ -160,11 +161,16 @@ class NetworkChecker:
                                       f"{src.name} (expected {expected_hw[0]}x{expected_hw[1]})")
         if isinstance(layer, ConvTranspose) and any(o >= s for o, s in zip(layer.output_padding, layer.stride)):
             self.fail(layer, "output_padding", f"{layer.output_padding} must be smaller than the stride {layer.stride}")
-        c_in = src.shape[0]
-        kh, kw = layer.kernel
-        weight_shape = {Conv: (c_out, c_in, kh, kw), ConvTranspose: (c_in, c_out, kh, kw), SumPool: (1,)}[type(layer)]
-        if tuple(syn.weight.shape) != weight_shape:
-            self.fail(layer, "weight", f"has shape {tuple(syn.weight.shape)}, expected {weight_shape}")
+        groups = getattr(layer, "groups", 1)
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1 \
+                or src.shape[0] % groups or c_out % groups:
+            self.fail(layer, "groups", f"{groups!r} must be a positive integer dividing the {src.shape[0]} input "
+                                       f"and {c_out} output channels")
+        if groups > 1 and isinstance(src, Concat):
+            self.fail(layer, "groups", "a grouped convolution cannot be fed by a concat")
+        expected = weight_shape(layer, src.shape[0])
+        if tuple(syn.weight.shape) != expected:
+            self.fail(layer, "weight", f"has shape {tuple(syn.weight.shape)}, expected {expected}")
         limit = 2 ** (weight_bits - 1)
         self.in_range(layer, "weight", syn.weight, -limit, limit - 1, "weight mantissa")
         parts = 1 if static or not isinstance(src, Concat) else len(src.inputs)

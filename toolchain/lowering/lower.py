@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ExportError
 from ..frontend.snn import SpikingNetwork
 from ..ir import NetworkMeta, Provenance, QuantizedNetwork
 from ..vocab import Lowering
@@ -21,11 +22,14 @@ def export_network(snn: SpikingNetwork, spiking: dict[str, Any], input_hw: tuple
 
     ``spiking`` is the checkpoint's conversion record (thresholds, normalization, output_abs_max).
     """
-    config = snn.config
-    assert config is not None, "export needs the U-Net's architecture record"
+    spec, config = snn.spec, snn.config
+    if spec is None:
+        raise ExportError("export needs the network's task (convert it with a task spec)")
     network = snn.to_network(padded_hw(input_hw, snn.multiple))
-    meta = NetworkMeta(task=config.task, in_channels=config.in_channels, out_channels=config.out_channels,
-                       width=config.width, depth=config.depth, multiple=snn.multiple, lowering=lowering,
+    meta = NetworkMeta(task=spec.task, in_channels=spec.in_channels, out_channels=spec.out_channels,
+                       noise_map=True if spec.noise_map else None,
+                       width=None if config is None else config.width, depth=None if config is None else config.depth,
+                       multiple=snn.multiple, lowering=lowering,
                        thresholds=tuple(snn.thresholds), normalization=spiking.get("normalization"),
                        percentile=spiking.get("percentile"), provenance=provenance)
     output_abs_max = float(spiking.get("output_abs_max") or 1.0)

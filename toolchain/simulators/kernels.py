@@ -34,15 +34,16 @@ class SynapseOp:
     stride: Pair = (1, 1)
     padding: Pair = (0, 0)
     output_padding: Pair = (0, 0)
+    groups: int = 1
 
     @classmethod
     def of(cls, layer: SpatialLayer) -> SynapseOp:
         if isinstance(layer, SumPool):
             return cls("pool", layer.kernel, layer.kernel)
         if isinstance(layer, ConvTranspose):
-            return cls("convT", layer.kernel, layer.stride, layer.padding, layer.output_padding)
+            return cls("convT", layer.kernel, layer.stride, layer.padding, layer.output_padding, layer.groups)
         assert isinstance(layer, Conv)
-        return cls("conv", layer.kernel, layer.stride, layer.padding)
+        return cls("conv", layer.kernel, layer.stride, layer.padding, groups=layer.groups)
 
 
 def synapse_current(op: SynapseOp, x: torch.Tensor, weight: np.ndarray, payload_max: int,
@@ -55,13 +56,14 @@ def synapse_current(op: SynapseOp, x: torch.Tensor, weight: np.ndarray, payload_
         summed = F.avg_pool2d(x.to(dtype), op.kernel, divisor_override=1)   # exact window sums
         return summed.to(torch.int64) * int(weight.reshape(-1)[0])
     kh, kw = op.kernel
-    fan_in = weight.shape[0 if op.kind == "convT" else 1] * kh * kw
+    fan_in = (weight.shape[0] // op.groups if op.kind == "convT" else weight.shape[1]) * kh * kw
     dtype = torch.float64 if float64 else exact_dtype(weight, payload_max, fan_in)
     w = torch.from_numpy(weight).to(dtype)
     if op.kind == "conv":
-        y = F.conv2d(x.to(dtype), w, stride=op.stride, padding=op.padding)
+        y = F.conv2d(x.to(dtype), w, stride=op.stride, padding=op.padding, groups=op.groups)
     else:
-        y = F.conv_transpose2d(x.to(dtype), w, stride=op.stride, padding=op.padding, output_padding=op.output_padding)
+        y = F.conv_transpose2d(x.to(dtype), w, stride=op.stride, padding=op.padding, output_padding=op.output_padding,
+                               groups=op.groups)
     return y.to(torch.int64)   # exact integers in float: the cast is exact
 
 

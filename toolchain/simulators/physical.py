@@ -47,21 +47,32 @@ class PhysicalResult:
         return list(self.spikes.values())[-1]
 
 
-def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
-    """The integer matrix W' and right shift k with which netx + Lava's Dense compute (W' @ s) >> k.
+@dataclass(frozen=True)
+class NetxWeightBits:
+    """What netx's ``optimize_weight_bits`` makes of a weight matrix: the left shift ``bits`` (weight_exp =
+    -bits), ``num_weight_bits`` (the synapse width the compiler stores, see :mod:`toolchain.hardware.compiler`)
+    and the sign mode (``mixed``: both signs; ``inhibitory``: all negative)."""
 
-    netx's ``optimize_weight_bits`` scales W by 2**b (b = floor(log2(scale)) + signed) and sets
-    weight_exp = -b and num_weight_bits = 8 - b - n; Lava's Dense (bit-accurate) then clips W' to
-    the sign mode's 8-bit range and drops its ``8 - num_weight_bits + signed`` lowest bits (for a
-    mixed-sign matrix at least the LSB).
-    """
-    w = np.asarray(weight, dtype=np.int64)
+    bits: int
+    num_weight_bits: int
+    mixed: bool
+    inhibitory: bool
+
+
+def _clip_stock(w: np.ndarray) -> np.ndarray:
     hi, lo = int(w.max()), int(w.min())
-    if hi == 0 and lo == 0:
-        return w, 0
     if hi > 254 and lo < 0 or lo < -256 and hi > 0:
-        w = np.clip(w, -256, 254)
-        hi, lo = int(w.max()), int(w.min())
+        return np.clip(w, -256, 254)
+    return w
+
+
+def netx_weight_bits(weight: np.ndarray) -> NetxWeightBits:
+    """netx's ``optimize_weight_bits`` on integer weights (not all zero):
+    scale = min(127 / max, -128 / min) (mixed signs), -256 / min (inhibitory) or 255 / max;
+    bits = floor(log2(scale)) + mixed; n = the trailing zero bits common to every weight (<= 8) - mixed;
+    num_weight_bits = 8 - bits - n."""
+    w = _clip_stock(np.asarray(weight, dtype=np.int64))
+    hi, lo = int(w.max()), int(w.min())
     inhibitory, mixed = hi < 0, lo < 0 <= hi            # netx's SYNAPSE_SIGN_MODE
     with np.errstate(divide="ignore"):
         if mixed:
@@ -76,16 +87,31 @@ def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     while n > 0 and np.sum(np.abs(w / 2 ** n - np.round(w / 2 ** n))) != 0:
         n -= 1
     n -= signed
-    num_weight_bits = 8 - bits - n
-    if bits < 0:
-        raise ConfigError(f"dense weights up to {hi} cannot be mapped by netx's optimize_weight_bits")
-    w = w << bits
-    sign = -1 if inhibitory else 1
+    return NetxWeightBits(bits, 8 - bits - n, mixed, inhibitory)
+
+
+def netx_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """The integer matrix W' and right shift k with which netx + Lava's Dense compute (W' @ s) >> k.
+
+    netx's ``optimize_weight_bits`` (:func:`netx_weight_bits`) scales W by 2**b and sets weight_exp = -b
+    and num_weight_bits; Lava's Dense (bit-accurate) then clips W' to the sign mode's 8-bit range and
+    drops its ``8 - num_weight_bits + signed`` lowest bits (for a mixed-sign matrix at least the LSB).
+    """
+    w = np.asarray(weight, dtype=np.int64)
+    if int(w.max()) == 0 and int(w.min()) == 0:
+        return w, 0
+    w = _clip_stock(w)
+    nb = netx_weight_bits(w)
+    if nb.bits < 0:
+        raise ConfigError(f"dense weights up to {int(w.max())} cannot be mapped by netx's optimize_weight_bits")
+    signed = int(nb.mixed)
+    w = w << nb.bits
+    sign = -1 if nb.inhibitory else 1
     w = sign * w
     w = np.clip(w, -(2 ** 8) * signed, 2 ** 8 - 1)
-    cut = 8 - num_weight_bits + signed
+    cut = 8 - nb.num_weight_bits + signed
     w = (w >> cut) << cut
-    return sign * w, bits
+    return sign * w, nb.bits
 
 
 def _conv(layer: Conv, spikes: torch.Tensor, weight: np.ndarray) -> torch.Tensor:

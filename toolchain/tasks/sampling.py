@@ -15,12 +15,25 @@ from toolchain.data.readers import random_fov_patches
 from toolchain.tasks import metrics
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+"""(noisy NCHW, sigma on the 0..255 scale) -> the predicted noise map (a blind network ignores sigma)."""
 SIGMA_TRAIN_MAX = 55.0
+
+
+def denoiser_input(noisy: torch.Tensor, sigma: float | torch.Tensor, noise_map: bool) -> torch.Tensor:
+    """What a denoiser takes: the noisy batch, and for one told its noise level (``noise_map``) one more
+    channel holding sigma / 255 everywhere (``sigma`` a number or one per batch item)."""
+    if not noise_map:
+        return noisy
+    level = torch.as_tensor(sigma, dtype=noisy.dtype) / 255.0
+    plane = level.view(-1, 1, 1, 1).expand(noisy.shape[0], 1, *noisy.shape[2:])
+    return torch.cat([noisy, plane], dim=1)
 
 
 @dataclass
 class Sampler:
-    """Draws training batches: noisy patches and their noise maps, or image patches and masks."""
+    """Draws training batches: noisy patches (with their noise-level channel for a denoiser with
+    ``noise_map``) and their noise maps, sigma ~ U(0, 55); or image patches and masks."""
 
     task: str
     images: ImageSet
@@ -28,15 +41,17 @@ class Sampler:
     batch: int
     rng: np.random.Generator
     generator: torch.Generator
+    noise_map: bool = False
+    by_area: bool = False           # draw images by area, not uniformly (toolchain.data.patches.random_patches)
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        clean, masks = random_fov_patches(self.images, self.batch, self.patch, self.rng)
+        clean, masks = random_fov_patches(self.images, self.batch, self.patch, self.rng, by_area=self.by_area)
         if self.task == "segment":
             assert masks is not None
             return clean, masks
         sigma = torch.from_numpy(self.rng.uniform(0.0, SIGMA_TRAIN_MAX, size=self.batch)).float()
         noisy, noise = add_gaussian_noise(clean, sigma, self.generator)
-        return noisy, noise
+        return denoiser_input(noisy, sigma, self.noise_map), noise
 
 
 def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor, steps: int = 1) -> torch.Tensor:
@@ -48,9 +63,9 @@ def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor, steps: 
 
 
 @torch.no_grad()
-def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: int,
+def evaluate_denoise(predict: Denoiser, images: ImageSet, sigma: float, seed: int,
                      crop: int = 0) -> dict[str, object]:
-    """PSNR / SSIM of clip(noisy - predicted noise) against the clean image, image by image.
+    """PSNR / SSIM of clip(noisy - predict(noisy, sigma)) against the clean image, image by image.
 
     Image k gets noise from a generator seeded with ``seed + k``, so every model sees the same noise.
     """
@@ -58,7 +73,7 @@ def evaluate_denoise(predict: Predictor, images: ImageSet, sigma: float, seed: i
     for k, (name, image) in enumerate(zip(images.names, images.images)):
         clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
         noisy, _ = add_gaussian_noise(clean, sigma, torch.Generator().manual_seed(seed + k))
-        restored = (noisy - predict(noisy)).clamp(0.0, 1.0)
+        restored = (noisy - predict(noisy, sigma)).clamp(0.0, 1.0)
         c, r = clean[0].numpy(), restored[0].numpy()
         per_image.append({"image": name, "psnr": metrics.psnr(c, r), "ssim": metrics.ssim(c, r),
                           "noisy_psnr": metrics.psnr(c, noisy[0].clamp(0, 1).numpy())})

@@ -16,10 +16,11 @@ import torch
 from ..files import write_json
 from ..frontend.checkpoint import load_ann, load_snn
 from ..frontend.conversion import ConversionSettings
+from .convert import ConvertSettings, convert_checkpoint
 from .evaluate import evaluate_model
 from .runs import Log, Schedule
 from .source import DataSource
-from .train import ConvertSettings, FinetuneSettings, TrainSettings, convert_checkpoint, finetune_checkpoint, train
+from .train import FinetuneSettings, TrainSettings, finetune_checkpoint, train
 
 
 @dataclass(frozen=True)

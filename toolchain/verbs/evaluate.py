@@ -11,10 +11,13 @@ import torch
 
 from ..checks import check_steps
 from ..data.embedded import ImageSet
+from ..data.folder import MaskKind, check_masks
+from ..errors import ConfigError
 from ..frontend.checkpoint import load_any
 from ..frontend.snn import SpikingNetwork
 from ..frontend.unet import UNet
-from ..tasks.sampling import evaluate_denoise, evaluate_segment
+from ..tasks.sampling import Denoiser, denoiser_input, evaluate_denoise, evaluate_segment
+from ..tasks.spec import TaskSpec
 from ..vocab import Layout
 from .source import DataSource
 
@@ -32,6 +35,7 @@ class EvaluateSettings:
     crop: int = 256
     data: str | None = None
     layout: Layout = "auto"
+    masks: MaskKind = "auto"
 
     def __post_init__(self) -> None:
         check_steps(self.steps)
@@ -66,18 +70,31 @@ def predictor(model: Model, steps: int) -> Callable[[torch.Tensor], torch.Tensor
     return lambda x: model(x)
 
 
+def model_spec(model: Model) -> TaskSpec:
+    spec = model.spec if isinstance(model, SpikingNetwork) else model.config.spec
+    if spec is None:
+        raise ConfigError("the network has no task spec (convert it with a task)")
+    return spec
+
+
+def denoiser(model: Model, steps: int) -> Denoiser:
+    """(noisy, sigma) -> the predicted noise map; a network told its noise level gets the sigma channel."""
+    predict, noise_map = predictor(model, steps), model_spec(model).noise_map
+    return lambda noisy, sigma: predict(denoiser_input(noisy, sigma, noise_map))
+
+
 def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequence[float], seed: int, crop: int,
                    test_set: ImageSet | None = None) -> EvaluationReport:
     """Metrics of a model on the test split: PSNR/SSIM per sigma, or segmentation scores."""
     test_set = test_set or source.load_test()
-    predict = predictor(model, steps)
     kind = "snn" if isinstance(model, SpikingNetwork) else "ann"
     step_count = steps if kind == "snn" else None
-    config = model.config
-    assert config is not None
+    spec = model_spec(model)
     if source.task == "segment":
+        check_masks(test_set, spec.out_channels)
         return EvaluationReport(kind, source.task, step_count,
-                                segmentation=evaluate_segment(predict, test_set, config.out_channels))
+                                segmentation=evaluate_segment(predictor(model, steps), test_set, spec.out_channels))
+    predict = denoiser(model, steps)
     return EvaluationReport(kind, source.task, step_count,
                             denoise=[evaluate_denoise(predict, test_set, s, seed, crop) for s in sigmas])
 
@@ -85,9 +102,9 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
 def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(settings.checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     if settings.data is not None:
-        source = DataSource(source.task, source.channels, settings.data, settings.layout).resolved()
+        source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)
     return EvaluationReport(report.model, report.task, report.steps, report.denoise, report.segmentation,
                             checkpoint=str(Path(settings.checkpoint)))

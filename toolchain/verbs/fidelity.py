@@ -16,6 +16,7 @@ from ..simulators.kernels import image_levels
 from ..simulators.reference import ReferenceSimulator
 from ..simulators.result import SimulationResult
 from ..tasks import metrics
+from ..tasks.sampling import denoiser_input
 from ..vocab import Lowering
 
 
@@ -33,17 +34,18 @@ def quantization_psnr(snn: SpikingNetwork, spiking: dict[str, Any], test: ImageS
         side_h, side_w = clean.shape[-2:]
         network, _ = export_network(snn, spiking, (side_h, side_w), QuantSettings(steps=steps), lowering)
         noisy = add_gaussian_noise(torch.from_numpy(clean)[None], sigma, torch.Generator().manual_seed(seed + k))[0]
-        leveled = torch.from_numpy(image_levels(noisy.numpy()) / 255.0).float()
+        frame = denoiser_input(noisy, sigma, bool(snn.spec and snn.spec.noise_map))
+        leveled = torch.from_numpy(image_levels(frame.numpy()) / 255.0).float()
         h, w = clean.shape[-2:]
 
         def psnr(noise_map: np.ndarray, clean: np.ndarray = clean, noisy: torch.Tensor = noisy,
                  h: int = h, w: int = w) -> float:
             return metrics.psnr(clean, np.clip(noisy[0].numpy() - noise_map[0, :, :h, :w], 0.0, 1.0))
 
-        float_out = snn.simulate(noisy, steps).output.numpy()
+        float_out = snn.simulate(frame, steps).output.numpy()
         leveled_out = snn.simulate(leveled, steps).output.numpy()
         pad_h, pad_w = network.input.shape[1] - h, network.input.shape[2] - w
-        batch = np.pad(noisy.numpy(), ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
+        batch = np.pad(frame.numpy(), ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="edge")
         ref = ReferenceSimulator(network).run(batch, steps)
         rows.append({"image": name, "float": psnr(float_out), "float_leveled_input": psnr(leveled_out),
                      "quantized": psnr(ref.output)})

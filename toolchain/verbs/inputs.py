@@ -3,6 +3,7 @@ padding, and the decoded picture."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ import torch
 
 from ..data.folder import IMAGE_SUFFIXES, image_files, read_image
 from ..data.patches import add_gaussian_noise
-from ..errors import DataError
+from ..errors import DataError, DataWarning
 from ..files import atomic_path
 from ..ir import QuantizedNetwork
 from ..simulators.result import SimulationResult
+from ..tasks.sampling import denoiser_input
 
 
 def input_images(path: str | os.PathLike[str], channels: int) -> list[tuple[str, np.ndarray]]:
@@ -26,6 +28,35 @@ def input_images(path: str | os.PathLike[str], channels: int) -> list[tuple[str,
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataError(f"{path}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
     return [(path.stem, read_image(path, channels))]
+
+
+def image_channels(network: QuantizedNetwork) -> int:
+    """The image channels a network takes (its input, less the noise-level channel of a told denoiser)."""
+    return network.input.shape[0] - int(bool(network.meta.noise_map))
+
+
+def noise_level(image: np.ndarray, added: float | None, given: float | None, stem: str) -> float:
+    """The noise level (0..255 scale) a told denoiser is given for ``image``: the noise added to it,
+    the level the user gave, or scikit-image's wavelet estimate (with a warning)."""
+    if added is not None:
+        return float(added)
+    if given is not None:
+        return float(given)
+    from skimage.restoration import estimate_sigma
+    channel_axis = 0 if image.shape[0] > 1 else None
+    estimate = float(np.mean(estimate_sigma(image if channel_axis is not None else image[0],
+                                            channel_axis=channel_axis))) * 255.0
+    warnings.warn(f"{stem}: no noise level given: estimated sigma {estimate:.1f} (on the 0..255 scale) from the "
+                  f"image; give it with `noise_level`", DataWarning, stacklevel=2)
+    return estimate
+
+
+def network_frame(network: QuantizedNetwork, noisy: np.ndarray, sigma: float | None) -> np.ndarray:
+    """What the network takes for a (noisy) CHW image: the image, or [image, sigma / 255] for a told denoiser."""
+    if not network.meta.noise_map:
+        return noisy
+    assert sigma is not None
+    return denoiser_input(torch.from_numpy(noisy)[None], sigma, True)[0].numpy()
 
 
 def with_noise(image: np.ndarray, sigma: float | None, seed: int) -> np.ndarray:

@@ -13,6 +13,7 @@ Under torchrun the run is data-parallel (:mod:`toolchain.frontend.distributed`);
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ import numpy as np
 import torch
 
 from ..checks import positive_int, positive_number
+from ..data.folder import check_masks
+from ..data.patches import augmented
 from ..errors import CheckpointError, ConfigError
 from ..frontend import distributed
 from ..frontend.checkpoint import Checkpoint, load_checkpoint, load_state_strict, save_checkpoint
@@ -36,19 +39,45 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Schedule:
-    """Epochs of batches of patches, and Adam's learning rate."""
+    """Epochs of batches of patches and Adam's learning rate: constant, or with ``lr_final`` a cosine
+    decay lr_final + (lr - lr_final) (1 + cos(pi k / K)) / 2 over the K batches of the run. ``augment``
+    trains on every image at scales 1, 0.75, 0.5 and transposed (:func:`toolchain.data.patches.augmented`);
+    ``by_area`` draws images with probability proportional to their area."""
 
     epochs: int
     batches_per_epoch: int = 100
     batch: int = 16
     patch: int = 48
     lr: float = 1e-3
+    lr_final: float | None = None
+    augment: bool = False
+    by_area: bool = False
 
     def __post_init__(self) -> None:
         for name, value in (("epochs", self.epochs), ("batches per epoch", self.batches_per_epoch),
                             ("batch", self.batch), ("patch", self.patch)):
             positive_int(name, value)
         positive_number("learning rate", self.lr)
+        if self.lr_final is not None:
+            positive_number("final learning rate", self.lr_final)
+
+    def lr_at(self, batch_index: int) -> float:
+        """The learning rate of batch ``batch_index`` (0-based, counted over the whole run)."""
+        if self.lr_final is None:
+            return self.lr
+        total = self.epochs * self.batches_per_epoch
+        return self.lr_final + (self.lr - self.lr_final) * (1 + math.cos(math.pi * batch_index / total)) / 2
+
+    def record(self) -> dict[str, Any]:
+        """The schedule's settings beyond epochs, batches and lr (recorded only when used)."""
+        out: dict[str, Any] = {}
+        if self.lr_final is not None:
+            out["lr_final"] = self.lr_final
+        if self.augment:
+            out["augment"] = True
+        if self.by_area:
+            out["by_area"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -84,6 +113,8 @@ class TrainingRun:
     forward: Callable[[torch.nn.Module], torch.nn.Module]   # the module to train on (DDP wraps it)
     checkpoint: Callable[[torch.nn.Module, int, list[float]], Checkpoint]
     steps: int = 1
+    classes: int = 2                 # segmentation: every mask label must be one of the network's classes
+    noise_map: bool = False          # denoising: the network takes the noise level as one more channel
     desc: str = "training"
     resume: bool = False
     progress: bool = True
@@ -96,6 +127,10 @@ class TrainingRun:
             previous = self._resume_point() if self.resume else None
             rng, gen = seeded(self.seed)
             train_set, _ = self.source.load()
+            if self.source.task == "segment":
+                check_masks(train_set, self.classes)
+            if s.augment:
+                train_set = augmented(train_set)
             module = self.model()
             optimizer = torch.optim.Adam(module.parameters(), lr=s.lr)
             start_epoch, history = _continue_from(previous, _state_module(module), optimizer, rng, gen)
@@ -117,8 +152,9 @@ class TrainingRun:
                 distributed.barrier(ctx)
 
             history = train_epochs(distributed.wrap(self.forward(module), ctx), optimizer,
-                                   Sampler(self.source.task, train_set, s.patch, s.batch, rng, gen),
-                                   self.source.task, s.epochs, s.batches_per_epoch, self.steps,
+                                   Sampler(self.source.task, train_set, s.patch, s.batch, rng, gen, self.noise_map,
+                                           s.by_area),
+                                   self.source.task, s.epochs, s.batches_per_epoch, self.steps, lr_at=s.lr_at,
                                    start_epoch=start_epoch, history=history, on_epoch=on_epoch, ctx=ctx,
                                    desc=self.desc, progress=self.progress)
             module.cpu()

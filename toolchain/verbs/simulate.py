@@ -5,6 +5,8 @@ Every target writes the same three files per image, so results compare file to f
 segmentation), ``spikes.json`` (per-layer spike counts per threshold) and ``output.png`` (the
 restored image, or the segmentation as a label image). The ``loihi2`` target runs the reference
 backend keeping per-neuron counts and writes the hardware report over that run beside them.
+Stock lava-dl netx files are detected (:func:`netx_export.netx_format`) and run by
+:mod:`.simulate_stock` (frames, netx's reset schedule, and what their three files hold).
 """
 from __future__ import annotations
 
@@ -23,18 +25,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from netx_export import read_network
+from netx_export import read_any
 
 from ..backends import BackendOptions, SimulatorBackend, get_backend
 from ..checks import check_steps, positive_int
 from ..errors import ConfigError, DataError
 from ..files import atomic_path, write_json
 from ..hardware import Activity
-from ..ir import MultiThreshold, QuantizedNetwork, resize
+from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
 from ..simulators.result import SimulationResult
 from ..vocab import TARGETS, Record, Target
 from .hardware_report import ProfileChoice, report_over_run
-from .inputs import decode, input_images, padded, save_png, with_noise
+from .inputs import decode, image_channels, input_images, network_frame, noise_level, padded, save_png, with_noise
+from .simulate_stock import simulate_stock
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class SimulateSettings:
     options: BackendOptions = field(default_factory=BackendOptions)
     batch: int = 1
     workers: int = 1
+    noise_level: float | None = None     # a told denoiser's sigma for inputs that are already noisy
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -115,17 +119,29 @@ def simulate_file(settings: SimulateSettings) -> SimulateReport:
     """Run a .net file on every input image (see :class:`SimulateSettings`); write output.npy,
     spikes.json and output.png per image. Everything is checked (the file, the profile, every image)
     before the first output is written."""
-    network = read_network(settings.network)
-    steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
+    network = read_any(settings.network)
     hw = settings.profile.load() if settings.target == "loihi2" else None   # a bad profile fails before any output
-    images = input_images(settings.inputs, network.input.shape[0])
+    if isinstance(network, StockNetwork):
+        stock_rows = simulate_stock(network, str(settings.inputs), str(settings.out), settings.target, settings.steps,
+                              settings.noise_sigma, settings.seed, hw, settings.options, settings.batch,
+                              settings.workers)
+        return SimulateReport(str(settings.network), settings.target, settings.batch, settings.workers,
+                              [ImageRun(**row) for row in stock_rows])
+    if settings.options.reset_interval is not None or settings.options.reset_offset:
+        raise ConfigError("`reset_interval` and `reset_offset` apply to stock netx files (this toolchain's networks "
+                          "reset nothing: T steps are one inference)")
+    steps = check_steps(settings.steps if settings.steps is not None else int(network.meta.steps or 10))
+    images = input_images(settings.inputs, image_channels(network))
     stems = [stem for stem, _ in images]
     for stem in stems:
         if stems.count(stem) > 1:
             raise DataError(f"{settings.inputs}: several images are named {stem!r} (different suffixes); their "
                             f"outputs would go to the same folder")
     noisy_images = [with_noise(image, settings.noise_sigma, settings.seed + k) for k, (_, image) in enumerate(images)]
-    groups = _batches([padded(im, int(network.meta.multiple or 1)) for im in noisy_images], settings.batch)
+    levels = [noise_level(im, settings.noise_sigma, settings.noise_level, stem) if network.meta.noise_map else None
+              for (stem, _), im in zip(images, noisy_images)]
+    groups = _batches([padded(network_frame(network, im, level), int(network.meta.multiple or 1))
+                       for im, level in zip(noisy_images, levels)], settings.batch)
     backend = get_backend("lava-cpu" if settings.target == "lava-cpu" else "reference", network, settings.options)
     record: Record = "counts" if settings.target == "loihi2" else "none"
     out = Path(settings.out)

@@ -1,4 +1,5 @@
-"""The front-end verbs: train the U-Net, convert it to a Spiking-UNet, fine-tune it with the spiking flow.
+"""The training verbs: train the U-Net, fine-tune a Spiking-UNet with the spiking flow (``convert`` is
+:mod:`.convert`).
 
 Each takes a frozen settings object (validated when it is made) and returns a typed report whose
 ``to_dict()`` is what ``--json`` writes; outputs are written atomically.
@@ -6,29 +7,26 @@ Each takes a frozen settings object (validated when it is made) and returns a ty
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..checks import check_steps, positive_int
+from ..checks import check_steps
 from ..errors import ConfigError
 from ..frontend.checkpoint import (
     Checkpoint,
     ann_checkpoint,
     file_sha256,
-    load_ann,
     load_snn,
-    save_checkpoint,
     snn_checkpoint,
 )
-from ..frontend.conversion import ConversionSettings, convert
 from ..frontend.snn import SpikingNetwork
 from ..frontend.training import SpikingFlow
 from ..frontend.unet import UNet, UNetConfig
 from .runs import Log, RunStats, Schedule, TrainingRun
-from .source import DataSource, calibration_batch
+from .source import DataSource
 
 Path_ = str | os.PathLike[str]
 
@@ -45,11 +43,13 @@ class TrainSettings:
     classes: int = 2
     seed: int = 0
     resume: bool = False
+    noise_map: bool = False
 
     @property
     def config(self) -> UNetConfig:
         out_channels = self.classes if self.source.task == "segment" else self.source.channels
-        return UNetConfig(self.source.task, self.source.channels, out_channels, width=self.width, depth=self.depth)
+        return UNetConfig(self.source.task, self.source.channels, out_channels, width=self.width, depth=self.depth,
+                          noise_map=self.noise_map)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -68,15 +68,22 @@ class TrainReport:
     lr: float
     final_loss: float
     run: RunStats = RunStats()
+    schedule: dict[str, Any] = field(default_factory=dict)     # Schedule.record(): cosine decay, augmentation
 
     def record(self) -> dict[str, Any]:
         """What the checkpoint's ``meta["train"]`` records (no timings: checkpoints are byte-reproducible)."""
         return {"verb": "train", "config": self.config, "seed": self.seed, "epochs": self.epochs,
                 "batches": self.batches, "batch": self.batch, "patch": self.patch, "lr": self.lr,
-                "final_loss": self.final_loss}
+                **self.schedule, "final_loss": self.final_loss}
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.record(), **self.run.to_dict()}
+
+
+def _resume_keys(schedule: Schedule) -> dict[str, Any]:
+    """Schedule settings a resumed run must share (a cosine decay is laid out over the epochs given)."""
+    extra = schedule.record()
+    return {**extra, "epochs": schedule.epochs} if schedule.lr_final is not None else extra
 
 
 def train(settings: TrainSettings, progress: bool = True, log: Log | None = None) -> TrainReport:
@@ -89,58 +96,20 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> TrainReport:
         return TrainReport(config.to_dict(), settings.seed, epoch, epoch * s.batches_per_epoch, s.batch, s.patch,
-                           s.lr, float(np.mean(losses[-20:])), run)
+                           s.lr, float(np.mean(losses[-20:])), run, s.record())
 
     run = TrainingRun(
         kind="ann", out=settings.out, source=source, schedule=s, seed=settings.seed,
         settings={"verb": "train", "config": config.to_dict(), "data": source.to_dict(), "seed": settings.seed,
-                  "batches_per_epoch": s.batches_per_epoch, "batch": s.batch, "patch": s.patch, "lr": s.lr},
+                  "batches_per_epoch": s.batches_per_epoch, "batch": s.batch, "patch": s.patch, "lr": s.lr,
+                  **_resume_keys(s)},
         model=lambda: UNet(config), forward=lambda ann: ann,
         checkpoint=lambda ann, epoch, losses: ann_checkpoint(ann, {"data": source.to_dict(),  # type: ignore[arg-type]
                                                                    "train": report(epoch, losses).record()}),
-        desc="train ANN", resume=settings.resume, progress=progress, log=log)
+        classes=config.out_channels, noise_map=config.noise_map, desc="train ANN", resume=settings.resume,
+        progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)
-
-
-@dataclass(frozen=True)
-class ConvertSettings:
-    """Convert the ANN checkpoint ``checkpoint`` with ``conversion``, calibrated on ``calibration``
-    random training patches of ``patch`` pixels."""
-
-    checkpoint: Path_
-    out: Path_
-    conversion: ConversionSettings = ConversionSettings()
-    calibration: int = 32
-    patch: int = 48
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        positive_int("calibration images", self.calibration)
-        positive_int("patch", self.patch)
-
-
-@dataclass(frozen=True)
-class ConvertReport:
-    normalization: str
-    percentile: float | None
-    thresholds: list[float]
-    lambdas: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verb": "convert", **asdict(self)}
-
-
-def convert_checkpoint(settings: ConvertSettings) -> ConvertReport:
-    """Convert an ANN checkpoint into a normalized Spiking-UNet checkpoint."""
-    ann, ckpt = load_ann(settings.checkpoint)
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
-    calibration = calibration_batch(source, settings.calibration, settings.patch, settings.seed)
-    snn, spiking = convert(ann, calibration, settings.conversion)
-    save_checkpoint(settings.out,
-                    snn_checkpoint(snn, spiking, {**ckpt.meta, "converted_from": str(settings.checkpoint)}))
-    c = settings.conversion
-    return ConvertReport(c.normalization, c.percentile, list(c.thresholds), spiking["lambdas"])
 
 
 @dataclass(frozen=True)
@@ -180,7 +149,7 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
     """Fine-tune a converted SNN, saving a resumable checkpoint after every epoch (as :func:`train`)."""
     snn, ckpt = load_snn(settings.checkpoint)
     s, steps = settings.schedule, settings.steps
-    source = DataSource.from_meta(ckpt.meta, ckpt.config)
+    source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     spiking = {**ckpt.spiking, "finetuned_steps": steps}
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:
@@ -195,9 +164,10 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
         kind="snn", out=settings.out, source=source, schedule=s, seed=settings.seed,
         settings={"verb": "finetune", "source_sha256": file_sha256(settings.checkpoint), "steps": steps,
                   "seed": settings.seed, "batches_per_epoch": s.batches_per_epoch, "batch": s.batch,
-                  "patch": s.patch, "lr": s.lr},
+                  "patch": s.patch, "lr": s.lr, **_resume_keys(s)},
         model=lambda: snn, forward=lambda module: SpikingFlow(module, steps),  # type: ignore[arg-type]
-        checkpoint=checkpoint, steps=steps, desc=f"fine-tune (spiking flow, T={steps})",
+        checkpoint=checkpoint, steps=steps, classes=ckpt.spec.out_channels, noise_map=ckpt.spec.noise_map,
+        desc=f"fine-tune (spiking flow, T={steps})",
         resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)

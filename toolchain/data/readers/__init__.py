@@ -40,16 +40,20 @@ def plain_detect(root: Path) -> bool:
     return (root / "train" / "images").is_dir() and (root / "test" / "images").is_dir()
 
 
-def plain_load(root: Path, task: str, channels: int, require_train: bool = True) -> tuple[ImageSet | None, ImageSet]:
+def plain_load(root: Path, task: str, channels: int, require_train: bool = True,
+               masks: plain.MaskKind = "auto") -> tuple[ImageSet | None, ImageSet]:
+    if masks not in plain.MASK_KINDS:
+        raise ConfigError(f"`masks` must be one of {', '.join(plain.MASK_KINDS)}, got {masks!r}")
     if not require_train and not (root / "train" / "images").is_dir():
-        return None, plain.load_split(root, "test", task, channels)
-    train = plain.load_split(root, "train", task, channels)   # training data first: its errors come first
-    return train, plain.load_split(root, "test", task, channels)
+        return None, plain.load_split(root, "test", task, channels, masks)
+    train = plain.load_split(root, "train", task, channels, masks)   # training data first: its errors come first
+    return train, plain.load_split(root, "test", task, channels, masks)
 
 
 LAYOUTS: dict[str, Layout] = {
     "folder": Layout("folder", TASKS, "folder: expected DIR/train/images/*, DIR/test/images/* "
-                     "(and DIR/*/masks/* with the same file stems for segmentation)", plain_load, plain_detect),
+                     "(and DIR/*/masks/* with the same file stems for segmentation)", plain_load, plain_detect,
+                     ("masks",)),
     "drive": drive.LAYOUT,
     "isbi2012": isbi2012.LAYOUT,
     "camseq01": camseq01.LAYOUT,

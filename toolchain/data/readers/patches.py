@@ -102,7 +102,7 @@ def fov_centres(region: np.ndarray, size: int) -> np.ndarray:
 
 
 def random_fov_patches(images: ImageSet, count: int, size: int, rng: np.random.Generator,
-                       flips: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       flips: bool = True, by_area: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``count`` random ``size`` x ``size`` patches whose centres lie inside ``images.regions``.
 
     As retina-unet's training patches: an image is drawn uniformly, then a centre uniformly among
@@ -110,7 +110,7 @@ def random_fov_patches(images: ImageSet, count: int, size: int, rng: np.random.G
     Returns (NCHW float32, NHW int64 masks or None), optionally flipped like ``random_patches``.
     """
     if images.regions is None:
-        return random_patches(images, count, size, rng, flips)
+        return random_patches(images, count, size, rng, flips, by_area)
     centres = [fov_centres(region, size) for region in images.regions]
     usable = [k for k, c in enumerate(centres) if c.size]
     if not usable:
