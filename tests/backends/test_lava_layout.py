@@ -18,10 +18,12 @@ from toolchain.backends.lava.layout import (
     from_xyz,
     interleave,
     lava_conv_weight,
+    lava_groups,
     matrix_bound,
     pool_groups,
     pool_weight,
     power_split,
+    regroup,
     shuffle_shapes,
     to_xyz,
 )
@@ -108,6 +110,38 @@ def test_transposed_conv_is_a_phase_conv_and_a_pixel_shuffle(k, s, p, op):
     np.testing.assert_array_equal(lava, to_xyz(conv))
 
 
+@pytest.mark.parametrize("c_in, c_out, groups", [(6, 4, 2), (4, 4, 4), (256, 256, 256), (136, 272, 136)])
+def test_grouped_convs_keep_their_groups_or_join_them_block_diagonally(c_in, c_out, groups):
+    """torch's grouped conv as Lava's: the same groups up to 127, else lava_groups(G) block-diagonal ones;
+    with compartments (channel c N + i) each channel's maps stay in its group."""
+    assert lava_groups(4) == 4 and lava_groups(127) == 127 and lava_groups(256) == 64 and lava_groups(136) == 68
+    m = RNG.integers(-128, 128, size=(c_out, c_in // groups, 3, 3))
+    spikes = (RNG.random((2, c_in, 5, 4)) < 0.4).astype(np.int64)            # (N, C, H, W)
+    factors = [3, 1]
+    cat = np.stack([to_xyz(s) for s in spikes], axis=-1).reshape(4, 5, 2 * c_in)
+    weight, lava = regroup(interleave(lava_conv_weight(m), factors), groups)
+    assert lava == lava_groups(groups) and weight.shape == (c_out, 3, 3, 2 * c_in // lava)
+    got = _lava_conv(cat, weight, (1, 1), (1, 1), groups=lava)
+    expected = sum(f * _torch(F.conv2d, s, m, padding=1, groups=groups) for f, s in zip(factors, spikes))
+    np.testing.assert_array_equal(from_xyz(got), expected)
+
+
+@pytest.mark.parametrize("c, groups, k, s, p", [(4, 4, 2, 2, 0), (3, 3, 4, 2, 1), (4, 2, 3, 2, 1), (130, 130, 2, 2, 0)])
+def test_grouped_transposed_conv_is_a_grouped_phase_conv_and_a_pixel_shuffle(c, groups, k, s, p):
+    """Depthwise (nearest x2: k 2 s 2; bilinear x2: k 4 s 2 p 1, the fixed kernels of captured U-Nets) and
+    grouped transposed convs: group-major phase channels, the shuffle splitting the groups off first."""
+    m = RNG.integers(-128, 128, size=(c, 2 * c // groups, k, k))            # (C_in, C_out / G, k, k)
+    x = RNG.integers(0, 5, size=(c, 3, 4))
+    expected = _torch(F.conv_transpose2d, x, m, stride=s, padding=p, output_padding=1 if k == 3 else 0,
+                      groups=groups)
+    phase = convT_as_conv(m, (3, 4), expected.shape[1:], (k, k), (s, s), (p, p), groups)
+    assert phase.groups == groups and phase.weight.shape[:2] == (s * s * 2 * c, c // groups)
+    weight, lava = regroup(lava_conv_weight(phase.weight), groups)
+    conv = _lava_conv(to_xyz(x), weight, (1, 1), phase.padding[::-1], groups=lava)
+    first, axes, final = shuffle_shapes(conv.shape, phase.stride, groups)
+    np.testing.assert_array_equal(from_xyz(conv.reshape(first).transpose(axes).reshape(final)), expected)
+
+
 def test_transposed_conv_without_a_conv_form_is_refused():
     with pytest.raises(ValueError, match="multiple of its stride"):
         convT_as_conv(np.ones((1, 1, 3, 3)), (5, 5), (9, 9), (3, 3), (2, 2), (1, 1))
@@ -127,6 +161,14 @@ def test_conv_matrix_equals_torch(compartment):
         got = (matrix @ cat.reshape(-1)).reshape(out_chw[2], out_chw[1], out_chw[0])
         np.testing.assert_array_equal(from_xyz(got), expected)
         assert matrix_bound(matrix, 1) >= np.abs(expected).max()
+
+
+def test_grouped_conv_matrix_equals_torch():
+    m = RNG.integers(-128, 128, size=(6, 2, 3, 3))                        # groups 2: 4 -> 6 channels
+    x = (RNG.random((4, 5, 6)) < 0.5).astype(np.int64)
+    expected = _torch(F.conv2d, x, m, padding=1, groups=2)
+    matrix = conv_matrix(m, (4, 5, 6), expected.shape, (1, 1), (1, 1), groups=2)
+    np.testing.assert_array_equal(from_xyz((matrix @ to_xyz(x).reshape(-1)).reshape(6, 5, 6)), expected)
 
 
 def test_static_bounds_bound_and_are_reached():

@@ -8,7 +8,10 @@ channel c N + i.
 
 Convolution. Lava's ``Conv`` is a *true* convolution over (x, y) with weights (C_out, kx, ky, C_in):
 a torch cross-correlation kernel m (C_out, C_in, kH, kW) becomes ``m[:, :, ::-1, ::-1].transpose(0, 3,
-2, 1)`` (what lava-dl's netx does), stride and padding are given in (x, y) order.
+2, 1)`` (what lava-dl's netx does), stride and padding are given in (x, y) order. Lava groups as
+torch does (weights (C_out, kx, ky, C_in / G); group j: output channels j C_out / G.., input channels
+j C_in / G..; with compartments, channel c's N maps stay inside c's group), but keeps ``groups`` in an
+int8: a layer of more than 127 groups joins consecutive groups into block-diagonal ones (:func:`regroup`).
 
 Transposed convolution as a convolution. A stride-s transposed convolution (kernel k, padding p,
 output padding op) splits into s x s phases: output row y = s m + r receives
@@ -17,7 +20,8 @@ cross-correlation of the input with offsets delta = (r + p - ky) / s, so all of 
 ``Conv`` with s^2 C_out output channels (phase-major), a K-tap kernel and symmetric padding P with
 P = max(0, -delta_min, delta_max + c), K = 2 P + 1 - c (c = n_out / s - n_in), followed by the
 pixel shuffle (X', Y', s_x s_y C) -> (s_x X', s_y Y', C), which Lava's virtual ports (reshape,
-transpose, reshape) do on the connection.
+transpose, reshape) do on the connection. A G-grouped transposed conv is a G-grouped phase conv
+(group-major output channels, each group's phases as above); the shuffle splits the groups off first.
 """
 from __future__ import annotations
 
@@ -62,37 +66,61 @@ def interleave(weight: np.ndarray, factors: Sequence[int]) -> np.ndarray:
 MAX_GROUPS = 127                # Lava's Conv keeps ``groups`` in an int8 Var (its models read it back as int8)
 
 
+def lava_groups(groups: int) -> int:
+    """The ``groups`` a Lava ``Conv`` carries for a ``groups``-grouped layer: the largest divisor of
+    ``groups`` that an int8 holds (``groups`` itself up to 127)."""
+    return max(g for g in range(1, min(groups, MAX_GROUPS) + 1) if groups % g == 0)
+
+
 def pool_groups(channels: int) -> int:
-    """The ``groups`` of a sum pool's Conv: the largest divisor of ``channels`` that an int8 holds."""
-    return max(g for g in range(1, min(channels, MAX_GROUPS) + 1) if channels % g == 0)
+    """The ``groups`` of a sum pool's Conv (a depthwise conv of ``channels`` groups, :func:`lava_groups`)."""
+    return lava_groups(channels)
+
+
+def regroup(weight: np.ndarray, groups: int) -> tuple[np.ndarray, int]:
+    """Lava weights of a ``groups``-grouped conv, (C_out, kx, ky, C_in / groups) (group j: output
+    channels j C_out / groups.., input channels j C_in / groups..), as the same conv with
+    ``lava_groups(groups)`` groups: each of those joins groups / lava_groups(groups) consecutive groups
+    with a block-diagonal weight (zero between the groups it joins)."""
+    w = np.asarray(weight, np.int64)
+    target = lava_groups(groups)
+    if target == groups:
+        return w, groups
+    merge = groups // target
+    c_out, kx, ky, c_in_g = w.shape
+    per_out = c_out // groups
+    out = np.zeros((c_out, kx, ky, c_in_g * merge), np.int64)
+    for j in range(groups):
+        local = j % merge
+        out[j * per_out:(j + 1) * per_out, :, :, local * c_in_g:(local + 1) * c_in_g] = w[j * per_out:(j + 1) * per_out]
+    return out, target
 
 
 def pool_weight(mantissa: int, channels: int, kernel: tuple[int, int], factors: Sequence[int]) -> np.ndarray:
     """The Lava ``Conv`` weights of a sum pool with one mantissa, for ``groups = pool_groups(C)``:
-    (C, kx, ky, (C / groups) N), block-diagonal. Output channel c reads input channel c of its group
-    (local index c mod C/groups) with every tap of input i (compartment i, or the graded payload for
-    N = 1) equal to ``mantissa * factors[i]`` (depthwise when C <= 127)."""
+    (C, kx, ky, (C / groups) N), block-diagonal (:func:`regroup` of the depthwise weight). Output
+    channel c reads input channel c with every tap of input i (compartment i, or the graded payload
+    for N = 1) equal to ``mantissa * factors[i]`` (depthwise when C <= 127)."""
     kh, kw = kernel
-    per_group = channels // pool_groups(channels)
-    n = len(factors)
-    weight = np.zeros((channels, kw, kh, per_group * n), np.int64)
-    for c in range(channels):
-        j = c % per_group
-        weight[c, :, :, j * n:(j + 1) * n] = [int(mantissa) * int(f) for f in factors]
-    return weight
+    depthwise = np.zeros((channels, kw, kh, len(factors)), np.int64)
+    depthwise[...] = np.asarray([int(mantissa) * int(f) for f in factors], np.int64)
+    return regroup(depthwise, channels)[0]
 
 
 @dataclass(frozen=True)
 class PhaseConv:
     """A transposed convolution as one stride-1 convolution and a pixel shuffle (module docstring).
 
-    ``weight``: torch cross-correlation weights (s_x s_y C_out, C_in, K_y, K_x), output channel
-    (r_x s_y + r_y) C_out + c_o; ``padding``: (P_y, P_x); ``stride``: the shuffle factors (s_y, s_x).
+    ``weight``: torch cross-correlation weights (s_x s_y C_out, C_in / G, K_y, K_x) of a G-grouped conv,
+    output channel (g s_x s_y + r_x s_y + r_y) C_out / G + c (group-major, then phase-major; G = 1:
+    (r_x s_y + r_y) C_out + c_o); ``padding``: (P_y, P_x); ``stride``: the shuffle factors (s_y, s_x);
+    ``groups``: G, the transposed conv's groups.
     """
 
     weight: np.ndarray
     padding: tuple[int, int]
     stride: tuple[int, int]
+    groups: int = 1
 
 
 def _axis_taps(n_in: int, n_out: int, k: int, s: int, p: int) -> tuple[list[list[tuple[int, int]]], int, int]:
@@ -110,31 +138,36 @@ def _axis_taps(n_in: int, n_out: int, k: int, s: int, p: int) -> tuple[list[list
 
 
 def convT_as_conv(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int], kernel: tuple[int, int],
-                  stride: tuple[int, int], padding: tuple[int, int]) -> PhaseConv:
-    """The :class:`PhaseConv` of torch ``conv_transpose2d(x, m, stride, padding, output_padding)`` with
-    ``m`` (C_in, C_out, kH, kW) taking (H, W) = ``in_hw`` to ``out_hw`` (module docstring)."""
+                  stride: tuple[int, int], padding: tuple[int, int], groups: int = 1) -> PhaseConv:
+    """The :class:`PhaseConv` of torch ``conv_transpose2d(x, m, stride, padding, output_padding, groups)``
+    with ``m`` (C_in, C_out / groups, kH, kW) taking (H, W) = ``in_hw`` to ``out_hw`` (module docstring):
+    group g's phase conv is that of its own weights m[g C_in / groups ..]."""
     m = np.asarray(m, np.int64)
-    c_in, c_out = m.shape[:2]
+    c_in, c_out = m.shape[0] // groups, m.shape[1]
     taps_y, pad_y, k_y = _axis_taps(in_hw[0], out_hw[0], kernel[0], stride[0], padding[0])
     taps_x, pad_x, k_x = _axis_taps(in_hw[1], out_hw[1], kernel[1], stride[1], padding[1])
     sy, sx = stride
-    w = np.zeros((sx * sy * c_out, c_in, k_y, k_x), np.int64)
-    for rx in range(sx):
-        for ry in range(sy):
-            block = slice((rx * sy + ry) * c_out, (rx * sy + ry + 1) * c_out)
-            for ky, dy in taps_y[ry]:
-                for kx, dx in taps_x[rx]:
-                    w[block, :, dy + pad_y, dx + pad_x] = m[:, :, ky, kx].T
-    return PhaseConv(w, (pad_y, pad_x), (sy, sx))
+    w = np.zeros((groups * sx * sy * c_out, c_in, k_y, k_x), np.int64)
+    for g in range(groups):
+        mg = m[g * c_in:(g + 1) * c_in]
+        for rx in range(sx):
+            for ry in range(sy):
+                first = ((g * sx + rx) * sy + ry) * c_out
+                for ky, dy in taps_y[ry]:
+                    for kx, dx in taps_x[rx]:
+                        w[first:first + c_out, :, dy + pad_y, dx + pad_x] = mg[:, :, ky, kx].T
+    return PhaseConv(w, (pad_y, pad_x), (sy, sx), groups)
 
 
-def shuffle_shapes(conv_out: XYZ, stride: tuple[int, int]) -> tuple[tuple[int, ...], tuple[int, ...], XYZ]:
-    """The virtual-port chain of the pixel shuffle: reshape to (X', Y', s_x, s_y, C), transpose by
-    (0, 2, 1, 3, 4), reshape to (s_x X', s_y Y', C). Returns (first shape, axes, final shape)."""
+def shuffle_shapes(conv_out: XYZ, stride: tuple[int, int],
+                   groups: int = 1) -> tuple[tuple[int, ...], tuple[int, ...], XYZ]:
+    """The virtual-port chain of the pixel shuffle of a :class:`PhaseConv` with ``groups`` G: reshape
+    to (X', Y', G, s_x, s_y, C / G), transpose by (0, 3, 1, 4, 2, 5), reshape to (s_x X', s_y Y', C).
+    Returns (first shape, axes, final shape)."""
     x, y, z = conv_out
     sy, sx = stride
     c = z // (sx * sy)
-    return (x, y, sx, sy, c), (0, 2, 1, 3, 4), (x * sx, y * sy, c)
+    return (x, y, groups, sx, sy, c // groups), (0, 3, 1, 4, 2, 5), (x * sx, y * sy, c)
 
 
 def conv_bound(weight: np.ndarray, payload_max: int) -> int:
@@ -147,26 +180,28 @@ def conv_bound(weight: np.ndarray, payload_max: int) -> int:
 # ------------------------------------------------------------------------------- sparse matrices
 
 def conv_matrix(m: np.ndarray, in_chw: Sequence[int], out_chw: Sequence[int], stride: tuple[int, int],
-                padding: tuple[int, int], compartment: tuple[int, int] = (0, 1)) -> csr_matrix:
-    """The (N_out, N_in) matrix of torch ``conv2d(x, m)`` (m: (C_out, C_in, kH, kW)) on flat Lava vectors.
+                padding: tuple[int, int], compartment: tuple[int, int] = (0, 1), groups: int = 1) -> csr_matrix:
+    """The (N_out, N_in) matrix of torch ``conv2d(x, m, groups=groups)`` (m: (C_out, C_in / groups, kH, kW))
+    on flat Lava vectors.
 
     ``compartment`` (i, N): the input is a compartments map (X, Y, C N) and the matrix reads
     compartment i only (input index ((x H + y) C + c) N + i). Built one kernel tap at a time.
     """
     m = np.asarray(m, np.int64)
-    co_n, ci_n, kh, kw = m.shape
-    _, hi, wi = (int(v) for v in in_chw)
+    co_n, ci_g, kh, kw = m.shape
+    ci_n, hi, wi = (int(v) for v in in_chw)
     _, ho, wo = (int(v) for v in out_chw)
     comp, n = compartment
-    ox, oy, co, ci = np.meshgrid(np.arange(wo), np.arange(ho), np.arange(co_n), np.arange(ci_n), indexing="ij")
+    ox, oy, co, cg = np.meshgrid(np.arange(wo), np.arange(ho), np.arange(co_n), np.arange(ci_g), indexing="ij")
+    ci = co // (co_n // groups) * ci_g + cg                     # the input channel of tap cg of output co
     rows, cols, vals = [], [], []
     for ky in range(kh):
         for kx in range(kw):
             iy, ix = oy * stride[0] - padding[0] + ky, ox * stride[1] - padding[1] + kx
-            ok = (iy >= 0) & (iy < hi) & (ix >= 0) & (ix < wi) & (m[co, ci, ky, kx] != 0)
+            ok = (iy >= 0) & (iy < hi) & (ix >= 0) & (ix < wi) & (m[co, cg, ky, kx] != 0)
             rows.append(((ox * ho + oy) * co_n + co)[ok])
             cols.append((((ix * hi + iy) * ci_n + ci) * n + comp)[ok])
-            vals.append(m[co, ci, ky, kx][ok])
+            vals.append(m[co, cg, ky, kx][ok])
     matrix = csr_matrix((np.concatenate(vals).astype(np.int32), (np.concatenate(rows), np.concatenate(cols))),
                         shape=(ho * wo * co_n, hi * wi * ci_n * n))
     matrix.sum_duplicates()

@@ -14,8 +14,10 @@ image j runs at Lava step depth(l) + 1 + j T + k):
     model, so exponent and spike weights are multiplied into the weights: m r_i 2**e_p on the
     compartments map, m 2**e_p on the graded payload with ``num_message_bits = bitlen(sum r)``); a
     pool is a grouped Conv of stride k (depthwise for C <= 127: Lava keeps ``groups`` in an int8, so
-    wider pools use block-diagonal groups); a transposed conv a phase Conv plus a pixel
-    shuffle (:mod:`.layout`); a delayed part reads its source through an own ``DelayLine`` of D_p steps;
+    wider pools use block-diagonal groups); a grouped or depthwise conv a Conv of its groups (more than
+    127: block-diagonal groups, :func:`~.layout.regroup`); a transposed conv (grouped too: the depthwise
+    upsampling of captured U-Nets) a phase Conv plus a pixel shuffle (:mod:`.layout`); a delayed part
+    reads its source through an own ``DelayLine`` of D_p steps;
   - D_p > 0 with ``delays="sparse"``: stock ``DelaySparse`` (delay D_p, arrival t + 1 + D_p) with
     Loihi's 8-bit mixed-sign mantissas 2m and ``weight_exp = e_p + k - 1`` (Lava shifts the summed
     activation; the sum of even products is even, so the shift by -1 is exact), one process per
@@ -50,6 +52,7 @@ from .layout import (
     pool_groups,
     pool_weight,
     power_split,
+    regroup,
     xyz,
 )
 
@@ -85,7 +88,8 @@ class NeuronPlan:
 @dataclass(frozen=True, eq=False)
 class ConvPlan:
     """One stock ``Conv`` (Lava layout): ``source`` MT layer (through a ``DelayLine`` of ``delay`` steps
-    when > 0) -> ``target``; ``shuffle`` (s_y, s_x): a pixel shuffle on the way to the target."""
+    when > 0) -> ``target``; ``groups``: Lava's (at most 127, :func:`~.layout.regroup`); ``shuffle``
+    (s_y, s_x): a pixel shuffle on the way to the target."""
 
     name: str
     source: str
@@ -100,6 +104,7 @@ class ConvPlan:
     shuffle: tuple[int, int] | None
     bound: int
     limit: int = CONV_LIMIT
+    shuffle_groups: int = 1        # a grouped transposed conv's groups (the shuffle's channel order)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,22 +163,23 @@ def _conv_group(layer: SynapticLayer, src: SynapticLayer, m: np.ndarray, exp: in
     c_in = src.shape[0]
     in_shape = xyz(src.shape) if graded else xyz((c_in * len(ratios),) + tuple(src.shape[1:]))
     shuffle = None
-    groups = 1
+    shuffle_groups = 1
     if isinstance(layer, SumPool):
         weight = pool_weight(int(m.reshape(-1)[0]), c_in, layer.kernel, factors)
         stride, padding, groups = layer.kernel[::-1], (0, 0), pool_groups(c_in)
     elif isinstance(layer, ConvTranspose):
-        phase = convT_as_conv(m, src.shape[1:], layer.shape[1:], layer.kernel, layer.stride, layer.padding)
-        weight = interleave(lava_conv_weight(phase.weight), factors)
-        stride, padding, shuffle = (1, 1), phase.padding[::-1], phase.stride
+        phase = convT_as_conv(m, src.shape[1:], layer.shape[1:], layer.kernel, layer.stride, layer.padding,
+                              layer.groups)
+        weight, groups = regroup(interleave(lava_conv_weight(phase.weight), factors), layer.groups)
+        stride, padding, shuffle, shuffle_groups = (1, 1), phase.padding[::-1], phase.stride, layer.groups
     else:
         assert isinstance(layer, Conv)
-        weight = interleave(lava_conv_weight(m), factors)
+        weight, groups = regroup(interleave(lava_conv_weight(m), factors), layer.groups)
         stride, padding = layer.stride[::-1], layer.padding[::-1]
     payload_max = sum(ratios) if graded else 1
     return ConvPlan(name, src.name, layer.name, weight, in_shape, tuple(stride), tuple(padding), groups,  # type: ignore[arg-type]
                     int(sum(ratios)).bit_length() if graded else 0, delay, shuffle,
-                    conv_bound(weight, payload_max))
+                    conv_bound(weight, payload_max), shuffle_groups=shuffle_groups)
 
 
 def _sparse_groups(layer: SynapticLayer, src: SynapticLayer, m: np.ndarray, exp: int, delay: int, graded: bool,
@@ -189,7 +195,7 @@ def _sparse_groups(layer: SynapticLayer, src: SynapticLayer, m: np.ndarray, exp:
         (i, len(ratios), k, 1) for i, r in enumerate(ratios) for k in power_split(r)]
     groups = []
     for i, n, k, payload_max in terms:
-        matrix = conv_matrix(2 * m, src.shape, layer.shape, layer.stride, layer.padding, (i, n))
+        matrix = conv_matrix(2 * m, src.shape, layer.shape, layer.stride, layer.padding, (i, n), layer.groups)
         weight_exp = exp + k - 1
         bound = matrix_bound(matrix, payload_max) << max(weight_exp, 0)
         suffix = "" if graded else f"#c{i}" + (f"k{k}" if k else "")

@@ -150,7 +150,7 @@ class LavaNetwork(AbstractProcess):
             port.connect(conv.s_in)
             out = conv.a_out
             if group.shuffle is not None:
-                first, axes, final = shuffle_shapes(conv.a_out.shape, group.shuffle)
+                first, axes, final = shuffle_shapes(conv.a_out.shape, group.shuffle, group.shuffle_groups)
                 out = out.reshape(first).transpose(axes).reshape(final)
             out.connect(self.neurons[group.target].a_in)
             self.synapses[group.name] = conv
