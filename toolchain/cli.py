@@ -93,7 +93,8 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
     report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume,
                                                   a.data, a.layout, a.masks, _memory(a)), log=_say)
-    _say(f"fine-tuned at T={a.steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
+    steps = ",".join(map(str, a.steps))
+    _say(f"fine-tuned at T={steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
 
@@ -154,7 +155,7 @@ def cmd_report(a: argparse.Namespace) -> Any:
 
 def cmd_demo(a: argparse.Namespace) -> Any:
     from toolchain.verbs.demo import describe, run_demo
-    report = run_demo(a.out_dir, a.seed, quick=a.quick, log=lambda line: print(line, flush=True))
+    report = run_demo(a.out_dir, a.seed, quick=a.quick, retrain=a.retrain, log=lambda line: print(line, flush=True))
     print(describe(report))
     return report
 
@@ -251,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt)")
-    p.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    p.add_argument("--steps", type=arguments.step_list, default=(10,),
+                   help="time steps T, or several (10,20,40,80) that the batches cycle through: the model then "
+                        "holds its quality at every T from the smallest up (default 10)")
     data_options(p, "training images from this dataset folder (default: the embedded photos; a folder the "
                     "checkpoint records is read only when named here)")
     p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
@@ -320,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("demo", "the whole pipeline on the embedded photos", cmd_demo)
     p.add_argument("--out-dir", default="runs/demo", help="where everything is written (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a tiny, fast configuration (for tests)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the U-Net with the shipped denoiser's recipe (12-16 min) instead of taking "
+                        "the shipped one")
     return parser
 
 

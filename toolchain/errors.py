@@ -72,3 +72,8 @@ class OutputError(ToolchainError):
 
 class TrainingError(ToolchainError):
     """Training diverged: a loss or a weight became NaN or infinite (no checkpoint of it is written)."""
+
+
+class ExactnessError(BackendError):
+    """A Lava model would compute another integer than the reference simulator (a stock synapse's sum
+    would wrap: Conv at 24 bits, DelaySparse at 32 bits), so the run stops instead of giving other spikes."""

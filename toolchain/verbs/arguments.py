@@ -57,3 +57,12 @@ def seed(text: str) -> int:
     if not 0 <= value < 2 ** 63:
         raise argparse.ArgumentTypeError(f"seed must be an integer in 0..2**63-1, got {text!r}")
     return value
+
+
+def step_list(text: str) -> tuple[int, ...]:
+    """``10`` -> (10,); ``10,20,40,80`` -> (10, 20, 40, 80) (their range is checked by the verb)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"time steps must be an integer or a list (10,20,40,80), "
+                                         f"got {text!r}") from None
