@@ -9,9 +9,11 @@ the caller ends by killing that whole group (SIGKILL; after a normal exit nothin
 reaping the worker and unlinking the shared-memory segments the worker reported. So:
 
 * a deadlock (e.g. an exception in a process model: Lava's runtime then waits forever) becomes
-  ``BackendError("lava-cpu run timed out after N s")``; a worker that dies while the network
+  ``BackendError("lava-cpu run timed out after N s")``; a Lava process that dies while the network
   steps is noticed by a watchdog thread in the worker and reported at once as a BackendError
-  with the worker's traceback;
+  with its traceback; the worker itself dying (SIGKILL, the OOM killer) is noticed by the caller
+  within half a second (its exit status, not the pipe, which Lava's processes hold open) and
+  reported as a BackendError, its group killed and its segments unlinked;
 * Ctrl-C (KeyboardInterrupt in the caller) kills the group before it propagates; the worker is
   outside the terminal's process group, so it never sees the SIGINT itself;
 * if the caller dies, the worker's watchdog notices (parent pid changes) and kills its group;
@@ -207,6 +209,13 @@ def run_in_worker(job: Job, timeout_s: float,
             if remaining <= 0:
                 raise BackendError(f"lava-cpu run timed out after {timeout_s:g} s")
             if not recv_conn.poll(min(remaining, 0.5)):
+                # The pipe does not report a dead worker (EOF): Lava's processes, forked from it, hold its
+                # write end too. So the worker's own exit is watched (a zombie until _reap: its group id
+                # stays reserved for the kill there).
+                status = _exit_status(worker.pid)
+                if status != "still running" and not recv_conn.poll(0):
+                    raise BackendError(f"the lava-cpu worker died without a result ({status}; e.g. the "
+                                       f"out-of-memory killer); its Lava processes are stopped")
                 continue
             try:
                 kind, data = recv_conn.recv()
