@@ -65,6 +65,34 @@ def test_7_dead_lava_worker_ends_the_run_at_once(files, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.skipif(not LINUX, reason="inspects /proc")
+def test_7_dead_pool_worker_ends_the_run_at_once(files, tmp_path):
+    """multiprocessing.Pool replaces a worker that dies and waits for ever for the result it took along."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for k in range(4):
+        shutil.copyfile(files["img"], imgs / f"i{k}.png")
+    p = subprocess.Popen([sys.executable, CLI, "simulate", str(files["net"]), "--input", str(imgs), "--out",
+                          str(tmp_path / "o"), "--workers", "2", "--steps", "20000"], env=env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        t0 = time.monotonic()
+        while len(children(p.pid)) < 2 and time.monotonic() - t0 < 60:
+            time.sleep(0.2)
+        workers = children(p.pid)
+        assert len(workers) >= 2
+        time.sleep(1.0)                                  # both are simulating
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert_one_error(err.decode(), "worker", "died", code=3, rc=p.returncode)
+    time.sleep(1.0)
+    assert [w for w in workers if alive(w)] == []
+    assert not (tmp_path / "o").exists()
+
+
 # ====================================================================== 8. orphans
 
 @pytest.mark.skipif(not LINUX, reason="PR_SET_PDEATHSIG is Linux's")

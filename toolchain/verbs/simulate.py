@@ -29,7 +29,7 @@ from netx_export import read_any
 
 from ..backends import BackendOptions, SimulatorBackend, get_backend
 from ..checks import check_steps, noise_sigma, positive_int
-from ..errors import ConfigError, DataError
+from ..errors import BackendError, ConfigError, DataError
 from ..files import atomic_path, output_folder, safe_name, write_json
 from ..hardware import Activity
 from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
@@ -240,6 +240,24 @@ def _pool_run(job: tuple[SimulatorBackend, QuantizedNetwork, int, Record],
     return _run_group(*job[:2], stacked, *job[2:])
 
 
+def _watched(pool: Any, results: Any) -> Generator[Any, None, None]:
+    """The pool's results in order; BackendError as soon as one of its workers dies (Pool would replace it
+    and wait for ever for the result it took along)."""
+    workers = list(pool._pool)               # the processes the pool started (multiprocessing.Pool keeps them)
+    while True:
+        try:
+            yield results.next(timeout=0.5)
+        except StopIteration:
+            return
+        except multiprocessing.TimeoutError:
+            dead = [w for w in workers if w.exitcode is not None]
+            if dead:
+                code = dead[0].exitcode
+                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+                raise BackendError(f"a simulate worker process died ({how}; e.g. the out-of-memory killer): the run "
+                                   f"stops; fewer `workers` or a smaller `batch` need less memory") from None
+
+
 def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: list[Group], steps: int,
                 record: Record,
                 workers: int) -> Generator[tuple[list[int], np.ndarray, SimulationResult, float], None, None]:
@@ -252,7 +270,8 @@ def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: li
     pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init,
                                                     initargs=(os.getpid(),))
     try:
-        for (indices, stacked), (result, seconds) in zip(groups, pool.imap(run, [g[1] for g in groups])):
+        results = _watched(pool, pool.imap(run, [g[1] for g in groups]))
+        for (indices, stacked), (result, seconds) in zip(groups, results):
             yield indices, stacked, result, seconds
         pool.close()
     finally:
