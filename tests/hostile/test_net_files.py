@@ -295,3 +295,18 @@ def test_10_a_changed_value_fails_the_checksum(files, tmp_path):
         f["layer/4/weight"][...] = w
     with pytest.raises(NetFileError, match="contentSha256.*damaged"):
         read_network(net)
+
+
+def test_5_npy_frame_declaring_gigabytes_refused_unread(tmp_path):
+    """A stock network's .npy input frame: np.load allocates what the header declares (here 128 GiB)."""
+    net = _stock_file(tmp_path / "stock.net")
+    bomb = tmp_path / "bomb.npy"
+    with open(bomb, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<i8", "fortran_order": False, "shape": (1 << 34,)})
+        handle.write(b"\0" * 80)
+    rc, _, err, _ = run_cli(["simulate", net, "--input", bomb, "--out", tmp_path / "o"], mem=2 * GB)
+    assert_one_error(err, bomb.name, "header", code=2, rc=rc)
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((4, 1, 1), np.int64))
+    rc, _, err, _ = run_cli(["simulate", net, "--input", good, "--out", tmp_path / "o"])
+    assert rc == 0, err[-2000:]

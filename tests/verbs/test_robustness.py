@@ -24,7 +24,7 @@ import torch
 from cli_helpers import one_error_line
 
 import cli
-from toolchain.data import folder
+from toolchain.data import decode
 from toolchain.errors import CheckpointError
 from toolchain.files import MANIFEST
 from toolchain.frontend.checkpoint import FORMAT, VERSION, load_ann, load_any, load_checkpoint, load_snn
@@ -136,7 +136,7 @@ def test_tiny_and_huge_images(chain, tmp_path, capsys):
     _png_header_only(huge, 10_000, 10_000)               # 100 Mpx > 64 Mpx, refused from the header
     t0 = time.monotonic()
     _fails(capsys, ["simulate", chain["net"], "--input", huge, "--out", out], out, "huge.png", "10000x10000",
-           str(folder.MAX_PIXELS))
+           str(decode.MAX_PIXELS))
     assert time.monotonic() - t0 < 10
     bomb = tmp_path / "bomb.png"
     _png_header_only(bomb, 60_000, 60_000)               # beyond PIL's own decompression-bomb limit
@@ -145,7 +145,7 @@ def test_tiny_and_huge_images(chain, tmp_path, capsys):
 
 def test_huge_image_that_decodes(chain, tmp_path, capsys, monkeypatch):
     """The limit also holds for an image that really has that many pixels (limit lowered to keep it cheap)."""
-    monkeypatch.setattr(folder, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)
     big = tmp_path / "big.png"
     iio.imwrite(big, _gray(40, 40))
     out = tmp_path / "out"

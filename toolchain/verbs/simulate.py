@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
@@ -29,12 +27,12 @@ from netx_export import read_any
 
 from ..backends import BackendOptions, SimulatorBackend, get_backend
 from ..checks import check_steps, noise_sigma, positive_int
-from ..errors import BackendError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from ..files import atomic_path, output_folder, safe_name, write_json
 from ..hardware import Activity
 from ..ir import MultiThreshold, QuantizedNetwork, StockNetwork, resize
 from ..memory import MemoryLimit
-from ..processes import die_with_parent
+from ..processes import fork_map
 from ..simulators.footprint import simulation_bytes
 from ..simulators.result import SimulationResult
 from ..vocab import TARGETS, Record, Target
@@ -228,34 +226,13 @@ def _run_group(backend: SimulatorBackend, network: QuantizedNetwork, stacked: np
     return result, time.perf_counter() - start
 
 
-def _pool_init(parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # the parent handles Ctrl-C and terminates the pool
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)     # Pool.terminate() must end a worker at once
-    die_with_parent(signal.SIGKILL, parent)           # a worker holds no output: a killed parent takes it along
+def _pool_init() -> None:
     torch.set_num_threads(1)
 
 
 def _pool_run(job: tuple[SimulatorBackend, QuantizedNetwork, int, Record],
               stacked: np.ndarray) -> tuple[SimulationResult, float]:
     return _run_group(*job[:2], stacked, *job[2:])
-
-
-def _watched(pool: Any, results: Any) -> Generator[Any, None, None]:
-    """The pool's results in order; BackendError as soon as one of its workers dies (Pool would replace it
-    and wait for ever for the result it took along)."""
-    workers = list(pool._pool)               # the processes the pool started (multiprocessing.Pool keeps them)
-    while True:
-        try:
-            yield results.next(timeout=0.5)
-        except StopIteration:
-            return
-        except multiprocessing.TimeoutError:
-            dead = [w for w in workers if w.exitcode is not None]
-            if dead:
-                code = dead[0].exitcode
-                how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-                raise BackendError(f"a simulate worker process died ({how}; e.g. the out-of-memory killer): the run "
-                                   f"stops; fewer `workers` or a smaller `batch` need less memory") from None
 
 
 def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: list[Group], steps: int,
@@ -267,13 +244,7 @@ def _run_groups(backend: SimulatorBackend, network: QuantizedNetwork, groups: li
             yield (indices, stacked, *_run_group(backend, network, stacked, steps, record))
         return
     run = functools.partial(_pool_run, (backend, network, steps, record))
-    pool = multiprocessing.get_context("fork").Pool(min(workers, len(groups)), initializer=_pool_init,
-                                                    initargs=(os.getpid(),))
-    try:
-        results = _watched(pool, pool.imap(run, [g[1] for g in groups]))
+    results = fork_map(run, [g[1] for g in groups], workers, "simulate worker", _pool_init)
+    with contextlib.closing(results):         # a worker that dies, an error or Ctrl-C: every worker is killed
         for (indices, stacked), (result, seconds) in zip(groups, results):
             yield indices, stacked, result, seconds
-        pool.close()
-    finally:
-        pool.terminate()          # also on errors and Ctrl-C: no worker outlives the call
-        pool.join()

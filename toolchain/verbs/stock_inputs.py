@@ -116,14 +116,31 @@ def _noisy(frame: np.ndarray, sigma: float | None, seed: int) -> np.ndarray:
     return np.clip(with_noise(frame, sigma, seed), 0.0, 1.0)
 
 
+def _read_npy(path: Path, elements: int) -> np.ndarray:
+    """A .npy frame whose header declares at most ``elements`` values, all of them stored in the file
+    (np.load allocates what the header declares before it reads a byte of data)."""
+    try:
+        with open(path, "rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+            stored = path.stat().st_size - handle.tell()
+        count = int(np.prod(shape, dtype=object)) if shape else 1
+        if dtype.hasobject or count > elements or count * dtype.itemsize > stored:
+            raise DataError(f"{path}: the .npy header declares shape {tuple(shape)} of {dtype} ({count} values, "
+                            f"{stored} bytes stored); a frame holds the input's {elements} values")
+        return np.load(path, allow_pickle=False)
+    except DataError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({' '.join(str(exc).split())[:80]})") from exc
+
+
 def _frame(path: Path, network: StockNetwork, sigma: float | None, seed: int) -> Frame:
     c, h, w = network.input.shape
     where = str(path)
     if path.suffix.lower() == ".npy":
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{where}: not a readable .npy array ({exc})") from exc
+        array = _read_npy(path, c * h * w)
         array = _layout(np.asarray(array), (c, h, w), where)
         numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
         if not numeric or not np.isfinite(array).all():
