@@ -304,9 +304,9 @@ def test_5_npy_frame_declaring_gigabytes_refused_unread(tmp_path):
     with open(bomb, "wb") as handle:
         np.lib.format.write_array_header_1_0(handle, {"descr": "<i8", "fortran_order": False, "shape": (1 << 34,)})
         handle.write(b"\0" * 80)
-    rc, _, err, _ = run_cli(["simulate", net, "--input", bomb, "--out", tmp_path / "o"], mem=2 * GB)
+    rc, _, err, _ = run_cli(["simulate", net, "--input", bomb, "--out", tmp_path / "o", "--steps", "4"], mem=2 * GB)
     assert_one_error(err, bomb.name, "header", code=2, rc=rc)
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((4, 1, 1), np.int64))
-    rc, _, err, _ = run_cli(["simulate", net, "--input", good, "--out", tmp_path / "o"])
+    rc, _, err, _ = run_cli(["simulate", net, "--input", good, "--out", tmp_path / "o", "--steps", "4"])
     assert rc == 0, err[-2000:]
