@@ -2,8 +2,10 @@
 
 The file is written atomically (a temporary file beside the target, renamed when complete) and
 byte-stable: the same network always gives the same bytes, so write -> read -> write reproduces
-the file exactly. Every group is created without object timestamps and with link creation order
-tracked (h5py lists keys in the order written); every dataset is created with ``track_times=False``
+the file exactly. Mantissas and exponents are stored in the narrowest integer dtype (int8 weights) and
+large datasets deflate-compressed where that pays (see :mod:`netx_export.schema`). Every group is
+created without object timestamps and with link creation order tracked (h5py lists keys in the order
+written); every dataset is created with ``track_times=False``
 and an explicit dtype. Before the rename the temporary file is read back through the reader's
 validation, so a network the reader would refuse is refused here, with :class:`ExportError`.
 """
@@ -136,8 +138,14 @@ def _create_group(parent: h5py.Group, name: str) -> h5py.Group:
     return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
 
 
-def _put(group: h5py.Group, key: str, array: np.ndarray) -> None:
-    group.create_dataset(key, data=array, dtype=array.dtype, track_times=False)
+def _put(group: h5py.Group, key: str, array: np.ndarray, compact: bool = False) -> None:
+    """One dataset; ``compact``: deflate-compressed (and shuffled) when :func:`schema.compression_pays`."""
+    if compact and array.ndim >= 1 and schema.compression_pays(array):
+        group.create_dataset(key, data=array, dtype=array.dtype, track_times=False,
+                             chunks=schema.chunk_shape(array.shape, array.dtype.itemsize), compression="gzip",
+                             compression_opts=schema.COMPRESS_LEVEL, shuffle=array.dtype.itemsize > 1)
+    else:
+        group.create_dataset(key, data=array, dtype=array.dtype, track_times=False)
 
 
 def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, np.ndarray]]) -> None:
@@ -148,9 +156,9 @@ def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, n
         if key.startswith(schema.NEURON_GROUP + "/"):
             if neuron is None:
                 neuron = _create_group(group, schema.NEURON_GROUP)
-            _put(neuron, key.split("/", 1)[1], array)
+            _put(neuron, key.split("/", 1)[1], array, compact=True)
         else:
-            _put(group, key, array)
+            _put(group, key, array, compact=True)
 
 
 def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
@@ -163,7 +171,10 @@ def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tupl
     for key, value in entries:
         table = schema.NEURON_KEYS if key.startswith(schema.NEURON_GROUP + "/") else schema.LAYER_KEYS
         kind = table[key.split("/", 1)[-1]]
-        encoded.append((key, _encode(kind, key, value, where)))
+        array = _encode(kind, key, value, where)
+        if key in schema.NARROW_KEYS:            # mantissas and exponents: the narrowest dtype
+            array = array.astype(schema.narrowest_int(array))
+        encoded.append((key, array))
     return encoded
 
 
