@@ -11,11 +11,16 @@ Per MT layer and step (integer arithmetic; :func:`toolchain.neuron.mt_step` on i
       = sum_parts        2**e_p * conv(q^src,  m_p)     + m_b * 2**e_b      (graded, q = sum_i r_i s_i)
     V, s = mt_step(V, I, (r_1 .. r_N) * theta_unit, v_limit = 2**23 - 1)
 
+The two lines are equal integers (the convolution is linear and integer sums are exact), so both
+lowerings are computed as the second: one convolution per part of the payloads q, 0 <= q <= sum_i r_i.
+
 The static first layer's current is computed once from the image's integer levels round(255 x) and stored in the bias
 format (13-bit mantissa, per-neuron exponent). The output layer accumulates I into a 24-bit
 saturating register A; the decoded output is A / (unit * T).
 
-Convolutions are the exact integer kernels of :mod:`toolchain.simulators.kernels`. What is kept
+Convolutions are the exact integer kernels of :mod:`toolchain.simulators.kernels`, planned once per
+synapse group (:func:`~toolchain.simulators.exact.plan_synapse`: float32 terms split from its bounds).
+What is kept
 besides the output is the ``record`` level: totals only, per-neuron count maps (memory independent
 of T) or every spike.
 """
@@ -31,7 +36,8 @@ from ..ir.limits import V_LIMIT
 from ..lowering.fixed_point import Overflow
 from ..neuron.mt import mt_output, mt_step
 from ..vocab import LOWERINGS, RECORDS, Lowering, Record
-from .kernels import SynapseOp, bias_current, fixed, image_levels, part_weight, static_current, synapse_current
+from .exact import ExactSynapse, plan_synapse
+from .kernels import SynapseOp, bias_current, fixed, image_levels, part_weight, static_current
 from .result import SimulationResult
 
 
@@ -50,20 +56,28 @@ class ReferenceSimulator:
         if self.lowering not in LOWERINGS:
             raise ConfigError(f"lowering must be one of {LOWERINGS}, got {self.lowering!r}")
         self.float64 = float64
+        self._plans: dict[str, list[tuple[str, tuple[int, ...], int, ExactSynapse]]] = {}
+        self._biases: dict[str, torch.Tensor] = {}
+
+    def plans(self, layer: SynapticLayer) -> list[tuple[str, tuple[int, ...], int, ExactSynapse]]:
+        """(source, spike weights r, exponent, exact plan) per part of a non-static layer, made once."""
+        if layer.name not in self._plans:
+            op = SynapseOp.of(layer)  # type: ignore[arg-type]
+            parts = []
+            for (src, _delay, offset), exp in zip(self.network.parts(layer), fixed(layer).weight_exp):
+                assert isinstance(src, SynapticLayer) and isinstance(src.neuron, MultiThreshold)
+                ratios = src.neuron.spike_weights()
+                plan = plan_synapse(op, part_weight(layer, offset, src.shape[0]), sum(ratios), self.float64)
+                parts.append((src.name, ratios, exp, plan))
+            self._plans[layer.name] = parts
+            self._biases[layer.name] = bias_current(layer)
+        return self._plans[layer.name]
 
     def _current(self, layer: SynapticLayer, spikes: dict[str, tuple[torch.Tensor, ...]]) -> torch.Tensor:
-        total = bias_current(layer)
-        op = SynapseOp.of(layer)  # type: ignore[arg-type]
-        for (src, _delay, offset), exp in zip(self.network.parts(layer), fixed(layer).weight_exp):
-            weight = part_weight(layer, offset, src.shape[0])
-            assert isinstance(src, SynapticLayer) and isinstance(src.neuron, MultiThreshold)
-            ratios = src.neuron.spike_weights()
-            if self.lowering == "graded":
-                payload = mt_output(spikes[src.name], ratios)
-                total = total + synapse_current(op, payload, weight, sum(ratios), self.float64) * (1 << exp)
-            else:
-                for s, r in zip(spikes[src.name], ratios):
-                    total = total + synapse_current(op, s, weight, 1, self.float64) * (r << exp)
+        plans = self.plans(layer)
+        total = self._biases[layer.name]
+        for src, ratios, exp, plan in plans:
+            total = total + plan(mt_output(spikes[src], ratios)) * (1 << exp)
         return total
 
     @torch.no_grad()
