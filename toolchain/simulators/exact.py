@@ -70,11 +70,12 @@ class ExactSynapse:
     def dtypes(self) -> set[torch.dtype]:
         return {term.weight.dtype for term in self.terms}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """The synaptic current of payloads ``x`` (N, C, H, W), |x| <= the plan's payload bound, as int64."""
+    def __call__(self, x: torch.Tensor, shift: int = 0, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The synaptic current of payloads ``x`` (N, C, H, W), |x| <= the plan's payload bound, as int64,
+        times 2**shift; added in place to ``out`` (an int64 tensor of the result's shape) if given."""
         op = self.op
         converted: dict[torch.dtype, torch.Tensor] = {}
-        total: torch.Tensor | None = None
+        total = out
         for term in self.terms:
             dtype = term.weight.dtype
             if dtype not in converted:
@@ -90,9 +91,11 @@ class ExactSynapse:
                 y = F.conv_transpose2d(xs, term.weight, stride=op.stride, padding=op.padding,
                                        output_padding=op.output_padding, groups=op.groups)
             y = y.to(torch.int64)            # exact integers in float: the cast is exact
-            if term.shift:
-                y = y * (1 << term.shift)
-            total = y if total is None else total + y
+            scale = 1 << (term.shift + shift)
+            if total is None:
+                total = y.mul_(scale) if scale != 1 else y
+            else:
+                total.add_(y, alpha=scale)
         assert total is not None
         return total
 
