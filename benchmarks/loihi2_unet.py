@@ -44,7 +44,7 @@ from toolchain.hardware import collect_activity, load_profile, profile_network  
 from toolchain.ir import resize  # noqa: E402
 from toolchain.lowering.lower import export_network  # noqa: E402
 from toolchain.lowering.quantize import QuantSettings  # noqa: E402
-from toolchain.verbs.inputs import padded, with_noise  # noqa: E402
+from toolchain.verbs.inputs import image_channels, network_frame, padded, with_noise  # noqa: E402
 from toolchain.verbs.source import DataSource, calibration_batch  # noqa: E402
 
 STEPS, SIGMA, SEED = 10, 25.0, 0
@@ -71,8 +71,9 @@ def lowering_row(report: dict[str, Any], lowering: str) -> dict[str, Any]:
 
 def profile_case(network: Any, name: str, source: str) -> dict[str, Any]:
     channels, h, w = network.input.shape
-    image = center_crop(load_photo("camera", channels), max(h, w))[:, :h, :w]
-    batch = padded(with_noise(image, SIGMA, SEED), int(network.meta.multiple or 1))[None]
+    image = center_crop(load_photo("camera", image_channels(network)), max(h, w))[:, :h, :w]
+    frame = network_frame(network, with_noise(image, SIGMA, SEED), SIGMA)    # + the sigma channel of a told denoiser
+    batch = padded(frame, int(network.meta.multiple or 1))[None]
     network = resize(network, batch.shape[-2:])
     start = time.perf_counter()
     result, activity = collect_activity(network, batch, STEPS)

@@ -44,7 +44,7 @@ class Settings:
     seed: int = 0
     width: int = 16
     depth: int = 2
-    ann_batches: dict[str, int] = field(default_factory=lambda: {"gray": 800, "color": 600, "segment": 300})
+    ann_batches: dict[str, int] = field(default_factory=lambda: {"gray": 800, "color": 600, "segment": 1000})
     ann_batch: int = 16
     ann_patch: int = 48
     ann_lr: float = 1e-3

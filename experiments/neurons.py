@@ -61,7 +61,7 @@ def _direct(ctx: Context, spec: NeuronSpec) -> tuple[SpikingNetwork, dict[str, A
     snn.train()
     with torch.enable_grad():
         history = fit(lambda x: bptt_forward(snn, x, s.dt_steps), snn.parameters(), sampler, "denoise",
-                      s.dt_batches, s.dt_lr, s.dt_steps, desc="BPTT", progress=False)
+                      s.dt_batches, s.dt_lr, desc="BPTT", progress=False)
     snn.eval()
     seconds = time.perf_counter() - start
     log(f"  {seconds:.0f} s, loss {np.mean(history[:5]):.4f} -> {np.mean(history[-5:]):.4f}")

@@ -209,7 +209,7 @@ def not_done(results: dict[str, dict[str, Any]]) -> Lines:
             "* The paper's datasets and full-size networks (see the first table); no number here is comparable "
             "with the paper's in absolute terms.",
             "* Multi-class segmentation (CamSeq01 mIoU): the ablation and threshold studies use gray denoising PSNR "
-            "instead; the segmentation table is the coins smoke test.",
+            "instead; binary segmentation is one nuclei image.",
             "* Fig. 3 covers the two layers after concats that a depth-2 U-Net has (the paper: four).",
             "* The paper's ML and RS neurons exactly: ours are simple versions in the same spirit "
             "(`experiments/variants.py` says what they are).",

@@ -1,5 +1,5 @@
 """Paper Tables 1-2 at small scale: U-Net vs Spiking-UNet (converted, and fine-tuned with the spiking
-flow), denoising PSNR/SSIM at sigma 15/25/50 gray and color at T=10 and T=20, and the coins binary
+flow), denoising PSNR/SSIM at sigma 15/25/50 gray and color at T=10 and T=20, and the nuclei binary
 segmentation (F1 / Jaccard / accuracy) at T=10. Connection-wise normalization, MT(2, 1, 0.5, 0.25)."""
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ _PUBLIC = {
     "ToolchainError": "toolchain.errors", "ConfigError": "toolchain.errors", "CheckpointError": "toolchain.errors",
     "NetFileError": "toolchain.errors", "DataError": "toolchain.errors", "ExportError": "toolchain.errors",
     "HardwareLimitError": "toolchain.errors", "ProfileError": "toolchain.errors", "BackendError": "toolchain.errors",
-    "ConversionError": "toolchain.errors",
+    "ExactnessError": "toolchain.errors", "ConversionError": "toolchain.errors",
     # IR
     "FloatNetwork": "toolchain.ir", "QuantizedNetwork": "toolchain.ir", "StockNetwork": "toolchain.ir",
     "NetworkMeta": "toolchain.ir", "validate": "toolchain.ir",
@@ -58,6 +58,7 @@ _PUBLIC = {
     "read_any": "netx_export",
     # backends and hardware
     "get_backend": "toolchain.backends", "BackendOptions": "toolchain.backends",
+    "LavaNetwork": "toolchain.backends.lava.procs.network",      # imports Lava
     "load_profile": "toolchain.hardware", "profile_network": "toolchain.hardware", "fits": "toolchain.hardware",
     "profile_stock": "toolchain.hardware", "compile_network": "toolchain.hardware", "chip_layers": "toolchain.hardware",
     # verbs

@@ -103,7 +103,8 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
     from toolchain.verbs.train import FinetuneSettings, finetune_checkpoint
     report = finetune_checkpoint(FinetuneSettings(a.checkpoint, a.out, a.steps, _schedule(a), a.seed, a.resume),
                                  log=_say)
-    _say(f"fine-tuned at T={a.steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
+    steps = ",".join(map(str, a.steps))
+    _say(f"fine-tuned at T={steps} in {report.run.seconds:.0f} s, final loss {report.final_loss:.4f} -> {a.out}")
     return report
 
 
@@ -159,7 +160,7 @@ def cmd_report(a: argparse.Namespace) -> Any:
 
 def cmd_demo(a: argparse.Namespace) -> Any:
     from toolchain.verbs.demo import describe, run_demo
-    report = run_demo(a.out_dir, a.seed, quick=a.quick, log=lambda line: print(line, flush=True))
+    report = run_demo(a.out_dir, a.seed, quick=a.quick, retrain=a.retrain, log=lambda line: print(line, flush=True))
     print(describe(report))
     return report
 
@@ -214,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Spiking-UNet", cmd_convert)
     p.add_argument("checkpoint", help="ANN checkpoint (.pt) or torch.export.save file (.pt2)")
     p.add_argument("--norm", choices=NORMALIZATIONS, default="connection", help="weight normalization")
-    p.add_argument("--percentile", type=arguments.percentile, default=99.9, help="activation percentile or 'max' (99.9)")
+    p.add_argument("--percentile", type=arguments.percentile, default=99.9,
+                   help="activation percentile or 'max' (99.9)")
     p.add_argument("--thresholds", type=arguments.thresholds, default=(2.0, 1.0, 0.5, 0.25),
                    help="threshold count (4 -> 2,1,0.5,0.25) or explicit list; 1.0 gives an IF neuron")
     p.add_argument("--calibration", type=int, default=32, help="calibration patches (default 32)")
@@ -239,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("finetune", "fine-tune a converted Spiking-UNet with the spiking flow", cmd_finetune)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt)")
-    p.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    p.add_argument("--steps", type=arguments.step_list, default=(10,),
+                   help="time steps T, or several (10,20,40,80) that the batches cycle through: the model then "
+                        "holds its quality at every T from the smallest up (default 10)")
     p.add_argument("--out", required=True, help="output SNN checkpoint (.pt)")
     training_options(p, epochs=3, lr=1e-4, batch=8)
 
@@ -307,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("demo", "the whole pipeline on the embedded photos", cmd_demo)
     p.add_argument("--out-dir", default="runs/demo", help="where everything is written (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="a tiny, fast configuration (for tests)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the U-Net with the shipped denoiser's recipe (12-16 min) instead of taking "
+                        "the shipped one")
     return parser
 
 

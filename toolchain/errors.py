@@ -59,3 +59,8 @@ class BackendError(ToolchainError):
     """A simulator backend failed (unknown backend, Lava deadlock or worker failure)."""
 
     exit_code = 3
+
+
+class ExactnessError(BackendError):
+    """A Lava model would compute another integer than the reference simulator (a stock synapse's sum
+    would wrap: Conv at 24 bits, DelaySparse at 32 bits), so the run stops instead of giving other spikes."""

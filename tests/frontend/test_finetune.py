@@ -145,9 +145,20 @@ def test_bptt_forward_gradients():
 def test_task_loss():
     prediction = torch.tensor([[0.1, -0.2], [0.3, 0.0]]).view(1, 1, 2, 2)
     target = torch.zeros(1, 1, 2, 2)
-    assert float(task_loss("denoise", prediction, target, steps=10)) == pytest.approx(0.15)
-    # segmentation: cross-entropy of T * mean (= I_in^L): logits (1, 0) at T = 3 -> log(1 + e^-3)
+    assert float(task_loss("denoise", prediction, target)) == pytest.approx(0.15)
+    # segmentation: cross-entropy of the decoded mean output, whatever T: logits (1, 0) -> log(1 + e^-1)
     logits = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
     labels = torch.zeros(1, 1, 1, dtype=torch.long)
-    assert float(task_loss("segment", logits, labels, steps=3)) == pytest.approx(np.log1p(np.exp(-3.0)), rel=1e-6)
     assert float(task_loss("segment", logits, labels)) == pytest.approx(np.log1p(np.exp(-1.0)), rel=1e-6)
+
+
+def test_spiking_flow_cycles_through_steps(monkeypatch):
+    """Batch k of a fine-tuning over several T runs at steps[k % n], and the report records them all."""
+    snn, _ = _converted(4)
+    seen: list[int] = []
+    original = type(snn).flow_forward
+    monkeypatch.setattr(type(snn), "flow_forward", lambda self, x, steps: (seen.append(steps), original(self, x, steps))[1])
+    train, _ = denoise_split(1)
+    rng, gen = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    history = finetune_spiking_flow(snn, Sampler("denoise", train, 16, 2, rng, gen), (2, 3, 5), 7, progress=False)
+    assert seen == [2, 3, 5, 2, 3, 5, 2] and len(history) == 7

@@ -81,3 +81,35 @@ def test_kernel_writes_into_a_given_output_tensor():
     assert written is out and out.tolist() == [0.5] * 4
     _, fresh, _ = fused_mt_step(0.0, torch.full((3,), 0.6), (0.5,), out=out)    # wrong shape: a new tensor
     assert fresh is not out and fresh.tolist() == [0.5] * 3
+
+
+@pytest.mark.parametrize("graded", [False, True])
+@pytest.mark.parametrize("thresholds", [(512, 256, 128, 64), (64,), (192, 128, 64)])
+def test_integer_kernel_equals_mt_step(thresholds, graded):
+    """``mt_step_int`` (the Lava MT model's kernel) against ``mt_step`` on int64: membranes, spikes in both
+    message layouts, packed spikes, counts and clip events, with exact-threshold and clipping currents."""
+    from toolchain.neuron.fused import mt_step_int
+
+    rng = np.random.default_rng(len(thresholds))
+    n, limit = len(thresholds), 3000
+    ratios = tuple(t // thresholds[-1] for t in thresholds)
+    v_ref = np.zeros(50, np.int64)
+    v = v_ref.copy()
+    total_clipped = 0
+    for step in range(20):
+        current = rng.integers(-2500, 4000, size=50)
+        if step == 2:
+            current = thresholds[-1] - v_ref                 # V = theta_N exactly: strict firing, no spike
+        clipped_ref = int(np.count_nonzero(np.abs(v_ref + current) > limit))
+        v_ref, spikes = mt_step(v_ref, current, thresholds, v_limit=limit)
+        out = np.zeros(50 if graded else 50 * n, np.int8)
+        packed, counts = np.zeros(50, np.int32), np.zeros(n, np.int64)
+        clipped = mt_step_int(v, current.astype(np.int64), np.asarray(thresholds, np.int64),
+                              np.asarray(ratios, np.int64), limit, graded, out, packed, counts)
+        np.testing.assert_array_equal(v, v_ref)
+        assert clipped == clipped_ref and counts.tolist() == [int(s.sum()) for s in spikes]
+        total_clipped += clipped
+        expected = mt_output(spikes, ratios) if graded else np.stack(spikes, axis=-1).reshape(-1)
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(packed, sum(s.astype(np.int32) << i for i, s in enumerate(spikes)))
+    assert total_clipped > 0, "the currents never clipped the membrane"

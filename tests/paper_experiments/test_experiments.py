@@ -75,7 +75,7 @@ def test_real_spike_net_with_unit_scales_is_the_if_net_and_learns_its_scales():
 @pytest.fixture(scope="module")
 def quick_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("experiments")
-    for name in ("time_steps", "energy", "speed", "foreign_unet"):
+    for name in ("time_steps", "energy", "speed", "foreign_unet", "real_data"):
         run_experiment(name, out, quick=True)
     return out
 
@@ -123,6 +123,20 @@ def test_quick_speed_times_both_kernels(quick_out):
     assert 0 < r["profile"]["mt_kernel_share"] < 1
 
 
+def test_quick_real_data_scores_every_method_on_the_same_photos(quick_out):
+    r = json.loads((quick_out / "real_data.json").read_text())["results"]
+    d, g = r["denoise"], r["segment"]
+    names = set(d["test_images"])
+    assert set(d["baselines"]) == {"nl-means", "wavelet", "tv", "bm3d"}
+    rows = [d["ann"], *d["baselines"].values(), *(row["scores"] for row in d["snn"])]
+    assert all(set(row) == {"15", "25", "50"} and set(row["25"]["images"]) == names for row in rows)
+    assert [row["finetuned"] for row in d["snn"]].count(True) == 1
+    assert set(d["contrast"]) == {"blind", "shipped"} and set(d["contrast"]["shipped"]["clean_input"]) == names
+    assert g["finetuned_range"]["finetune"]["steps"] == [2, 4] and g["finetuned_single"]["finetune"]["steps"] == [2]
+    assert set(g["converted"]) == set(g["finetuned_range"]["scores"]) == {"2", "4", "8"}
+    assert 0.5 < g["otsu"]["f1"] < 1.0                       # Otsu on the real nuclei mask
+
+
 def test_cached_result_is_reused(quick_out):
     before = (quick_out / "time_steps.json").read_text()
     record = run_experiment("time_steps", quick_out, quick=True)
@@ -137,6 +151,7 @@ def test_docs_render_from_json_only(quick_out, tmp_path):
     assert "QUICK MODE" in text
     assert "## Quality vs time steps" in text and "## Energy (Table 5)" in text
     assert "## Speed: PyTorch SNN vs ANN" in text and "`mt_step` op by op" in text
+    assert "## Real data" in text and "**The contrast fault.**" in text and "SNN fine-tuned over T = 2,4" in text
     assert f"python -m experiments time_steps --quick --out {quick_out}" in text
     assert "Not run yet: `python -m experiments tables12 --quick" in text       # never computed by docs
     png = docs / "figures" / "quality_vs_T.png"

@@ -45,7 +45,7 @@ def test_denoise_chain(denoise_chain, capsys):
     assert snn.config.width == 4 and snn.config.depth == 2 and snn.config.task == "denoise"
     assert snn.spiking["thresholds"] == [2.0, 1.0, 0.5, 0.25] and snn.spiking["finetuned_steps"] == 3
     assert snn.spiking["normalization"] == "connection" and snn.spiking["calibration_images"] == 4
-    assert snn.meta["finetune"]["steps"] == 3 and snn.meta["converted_from"] == x
+    assert snn.meta["finetune"]["steps"] == [3] and snn.meta["converted_from"] == x
     train_report = json.loads((d / "train.json").read_text())
     assert train_report["batches"] == 3 and train_report["config"]["width"] == 4
     assert math.isfinite(train_report["final_loss"])
@@ -65,6 +65,29 @@ def test_denoise_chain(denoise_chain, capsys):
     assert isinstance(row["psnr"], float) and 5.0 < row["psnr"] < 60.0
     assert [im["image"] for im in row["images"]] == ["camera", "clock", "chelsea", "ascent", "china", "grace_hopper"]
     assert row["psnr"] == pytest.approx(sum(im["psnr"] for im in row["images"]) / 6)
+
+
+def test_finetune_over_several_steps_and_the_warning_outside_them(denoise_chain, tmp_path, capsys):
+    """--steps 2,4 fine-tunes over both T; evaluate warns below the smallest (and a single-T model at
+    any other T), not at or above it."""
+    _d, (_x, y, z), _codes = denoise_chain
+    out = str(tmp_path / "R.pt")
+    assert cli.main(["finetune", y, "--steps", "2,4", "--epochs", "1", "--batches-per-epoch", "2", "--batch", "2",
+                     "--patch", "32", "--out", out]) == 0
+    tuned = load_checkpoint(out)
+    assert tuned.spiking["finetuned_steps"] == 2 and tuned.spiking["finetuned_steps_all"] == [2, 4]
+    assert "fine-tuned at T=2,4 in" in capsys.readouterr().out
+    evaluate = ["evaluate", "--sigma", "25", "--crop", "32", "--steps"]
+    warned = {}
+    for path, steps in ((out, "1"), (out, "3"), (out, "8"), (z, "3"), (z, "5")):
+        assert cli.main([*evaluate[:-1], path, "--steps", steps]) == 0
+        warned[(path == out, steps)] = "warning:" in capsys.readouterr().err
+    assert warned == {(True, "1"): True, (True, "3"): False, (True, "8"): False, (False, "3"): False, (False, "5"): True}
+    with pytest.raises(SystemExit):
+        cli.main(["finetune", y, "--steps", "2,x", "--out", out])
+    assert "time steps must be an integer or a list" in capsys.readouterr().err
+    assert cli.main(["finetune", y, "--steps", "4,0", "--out", out]) == 2
+    assert "time steps" in one_error_line(capsys)
 
 
 def test_evaluate_ann_several_sigmas(denoise_chain, capsys):

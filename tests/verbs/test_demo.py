@@ -13,9 +13,14 @@ def test_quick_demo_runs_every_stage(tmp_path):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--quick", "--out-dir", str(out)]) == 0
     report = json.loads((out / "demo_report.json").read_text())
-    psnr = report["psnr"]
-    assert set(psnr) == {"ann", "converted_layer", "converted_connection", "finetuned"}
-    assert all(10.0 < v < 60.0 for v in psnr.values())
+    scores = report["scores"]
+    assert set(scores) == {"ann", "converted_layer", "converted_connection", "finetuned", "baselines"}
+    assert set(scores["baselines"]) == {"nl-means", "wavelet", "tv", "bm3d"}
+    rows = [scores[k]["25"] for k in ("ann", "converted_layer", "converted_connection", "finetuned")]
+    rows += [row["25"] for row in scores["baselines"].values()]
+    assert all(10.0 < r["psnr"] < 60.0 and 0.0 < r["ssim"] <= 1.0 for r in rows)
+    assert all(set(r["images"]) == set(report["test_images"]) for r in rows)
+    assert report["ann"] == "trained (quick)"
     deploy = report["deploy"]
     assert deploy["lava_matches_reference"]["identical"] is True
     assert deploy["lava_matches_reference"]["layers"], "no layer was compared"

@@ -101,3 +101,41 @@ def fused_mt_step(v: torch.Tensor | float, current: torch.Tensor, thresholds: Se
     with torch.profiler.record_function("mt_step_fused"):    # numba work is invisible to torch's profiler
         _mt_step_kernel(_flat(v), _flat(current), theta, _flat(out), counts, flow_in, flow_out, flows is not None)
     return v, out, counts
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def mt_step_int(v: np.ndarray, current: np.ndarray, thresholds: np.ndarray, ratios: np.ndarray, v_limit: int,
+                graded: bool, out: np.ndarray, packed: np.ndarray, counts: np.ndarray) -> int:
+    """One integer MT step in one pass, exactly ``mt_step(v, current, thresholds, v_limit)`` on int64.
+
+    ``v`` (flat int64) is updated in place; ``current`` flat int64. Writes the spikes as ``out``:
+    graded, q_j = sum_i r_i s_i; compartments, out[j N + i] = s_i of neuron j; ``packed[j]`` =
+    sum_i s_i << i; adds each threshold's spike count to ``counts`` (N,). Returns the number of
+    membrane clip events (|V + I| > v_limit).
+    """
+    n = thresholds.shape[0]
+    clipped = 0
+    for j in range(v.shape[0]):
+        x = v[j] + current[j]
+        if x > v_limit:
+            x = v_limit
+            clipped += 1
+        elif x < -v_limit:
+            x = -v_limit
+            clipped += 1
+        q = 0
+        p = 0
+        for i in range(n):
+            fired = x > thresholds[i]
+            if fired:
+                x -= thresholds[i]
+                q += ratios[i]
+                p |= 1 << i
+                counts[i] += 1
+            if not graded:
+                out[j * n + i] = 1 if fired else 0
+        v[j] = x
+        if graded:
+            out[j] = q
+        packed[j] = p
+    return clipped

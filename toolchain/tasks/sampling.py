@@ -54,11 +54,16 @@ class Sampler:
         return denoiser_input(noisy, sigma, self.noise_map), noise
 
 
-def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor, steps: int = 1) -> torch.Tensor:
+def task_loss(task: str, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Denoising: L1 between the predicted and the true noise map (paper eq. 12, with I_in^L / T).
-    Segmentation: cross-entropy of the logits; for an SNN the logits are I_in^L = T * mean (eq. 11)."""
+
+    Segmentation: cross-entropy of the logits; for an SNN they are the decoded mean output I_in^L / T,
+    the ANN's logit units at every T. (Paper eq. 11 takes CE of T x mean: its scale changes with T, so
+    fine-tuning at one T shrinks the decoded margins and fine-tuning over several T contradicts itself;
+    a model fine-tuned that way lost F1 as T grew.)
+    """
     if task == "segment":
-        return F.cross_entropy(prediction * steps, target)
+        return F.cross_entropy(prediction, target)
     return F.l1_loss(prediction, target)
 
 

@@ -36,3 +36,12 @@ def height_width(text: str) -> tuple[int, int]:
     if len(parts) not in (1, 2) or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
     return (parts[0], parts[-1])
+
+
+def step_list(text: str) -> tuple[int, ...]:
+    """``10`` -> (10,); ``10,20,40,80`` -> (10, 20, 40, 80) (their range is checked by the verb)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"time steps must be an integer or a list (10,20,40,80), "
+                                         f"got {text!r}") from None

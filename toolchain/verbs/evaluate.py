@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from ..checks import check_steps
 from ..data.embedded import ImageSet
 from ..data.folder import MaskKind, check_masks
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolchainWarning
 from ..frontend.checkpoint import load_any
 from ..frontend.snn import SpikingNetwork
 from ..frontend.unet import UNet
@@ -102,9 +103,26 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
 def evaluate_checkpoint(settings: EvaluateSettings) -> EvaluationReport:
     """Evaluate on the checkpoint's own test split, or on ``data`` (a folder in ``layout``)."""
     model, ckpt = load_any(settings.checkpoint)
+    if isinstance(model, SpikingNetwork):
+        warn_outside_finetuned_steps(ckpt.spiking, settings.steps, settings.checkpoint)
     source = DataSource.from_meta(ckpt.meta, ckpt.spec)
     if settings.data is not None:
         source = DataSource(source.task, source.channels, settings.data, settings.layout, settings.masks).resolved()
     report = evaluate_model(model, source, settings.steps, settings.sigmas, settings.seed, settings.crop)
     return EvaluationReport(report.model, report.task, report.steps, report.denoise, report.segmentation,
                             checkpoint=str(Path(settings.checkpoint)))
+
+
+def warn_outside_finetuned_steps(spiking: dict[str, Any], steps: int, name: str | os.PathLike[str]) -> None:
+    """Warn when an SNN fine-tuned at one T runs at another, or one fine-tuned over several T runs below
+    the smallest: fine-tuning fits the weights to those T's simulation error, and quality can fall away
+    from them (a segmentation net fine-tuned at T = 10 only lost F1 as T grew)."""
+    single = spiking.get("finetuned_steps")
+    tuned = spiking.get("finetuned_steps_all") or ([single] if single else [])
+    if not tuned or (steps >= min(tuned) and len(tuned) > 1) or [steps] == list(tuned):
+        return
+    listed = ",".join(str(t) for t in tuned)
+    hint = (f"; fine-tune over the T you need (finetune --steps {tuned[0]},{2 * tuned[0]},{4 * tuned[0]})"
+            if len(tuned) == 1 else "")
+    warnings.warn(f"{name}: fine-tuned at T={listed}, run at T={steps}: quality may differ from the fine-tuned "
+                  f"figures{hint}", ToolchainWarning, stacklevel=2)

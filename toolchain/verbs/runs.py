@@ -112,7 +112,7 @@ class TrainingRun:
     model: Callable[[], torch.nn.Module]                   # the trained module (its state is checkpointed)
     forward: Callable[[torch.nn.Module], torch.nn.Module]   # the module to train on (DDP wraps it)
     checkpoint: Callable[[torch.nn.Module, int, list[float]], Checkpoint]
-    steps: int = 1
+    on_batch: Callable[[int], None] | None = None   # runs before batch k (the spiking flow picks its T)
     classes: int = 2                 # segmentation: every mask label must be one of the network's classes
     noise_map: bool = False          # denoising: the network takes the noise level as one more channel
     desc: str = "training"
@@ -154,7 +154,8 @@ class TrainingRun:
             history = train_epochs(distributed.wrap(self.forward(module), ctx), optimizer,
                                    Sampler(self.source.task, train_set, s.patch, s.batch, rng, gen, self.noise_map,
                                            s.by_area),
-                                   self.source.task, s.epochs, s.batches_per_epoch, self.steps, lr_at=s.lr_at,
+                                   self.source.task, s.epochs, s.batches_per_epoch, lr_at=s.lr_at,
+                                   on_batch=self.on_batch,
                                    start_epoch=start_epoch, history=history, on_epoch=on_epoch, ctx=ctx,
                                    desc=self.desc, progress=self.progress)
             module.cpu()

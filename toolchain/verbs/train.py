@@ -114,22 +114,32 @@ def train(settings: TrainSettings, progress: bool = True, log: Log | None = None
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Fine-tune the SNN checkpoint ``checkpoint`` with the spiking flow at ``steps`` time steps."""
+    """Fine-tune the SNN checkpoint ``checkpoint`` with the spiking flow at ``steps`` time steps: one T,
+    or several that batch k cycles through (``steps[k % n]``), which keeps the model good at every T
+    from the smallest up (one T fits the weights to that T's simulation error)."""
 
     checkpoint: Path_
     out: Path_
-    steps: int
+    steps: int | tuple[int, ...]
     schedule: Schedule
     seed: int = 0
     resume: bool = False
 
     def __post_init__(self) -> None:
-        check_steps(self.steps)
+        steps = (self.steps,) if isinstance(self.steps, int) else tuple(self.steps)
+        if not steps:
+            raise ConfigError("fine-tuning needs at least one T (`steps`)")
+        object.__setattr__(self, "steps", tuple(check_steps(t) for t in steps))
+
+    @property
+    def all_steps(self) -> tuple[int, ...]:
+        assert isinstance(self.steps, tuple)
+        return self.steps
 
 
 @dataclass(frozen=True)
 class FinetuneReport:
-    steps: int
+    steps: tuple[int, ...]
     epochs: int
     batches: int
     batch: int
@@ -138,7 +148,7 @@ class FinetuneReport:
     run: RunStats = RunStats()
 
     def record(self) -> dict[str, Any]:
-        return {"verb": "finetune", "steps": self.steps, "epochs": self.epochs, "batches": self.batches,
+        return {"verb": "finetune", "steps": list(self.steps), "epochs": self.epochs, "batches": self.batches,
                 "batch": self.batch, "lr": self.lr, "final_loss": self.final_loss}
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,9 +158,12 @@ class FinetuneReport:
 def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: Log | None = None) -> FinetuneReport:
     """Fine-tune a converted SNN, saving a resumable checkpoint after every epoch (as :func:`train`)."""
     snn, ckpt = load_snn(settings.checkpoint)
-    s, steps = settings.schedule, settings.steps
+    s, steps = settings.schedule, settings.all_steps
     source = DataSource.from_meta(ckpt.meta, ckpt.spec)
-    spiking = {**ckpt.spiking, "finetuned_steps": steps}
+    # finetuned_steps: the smallest T (the export default, good from there up); all of them beside it
+    spiking = {**ckpt.spiking, "finetuned_steps": min(steps), "finetuned_steps_all": list(steps)}
+    flow = SpikingFlow(snn, steps)
+    label = ",".join(str(t) for t in steps)
 
     def report(epoch: int, losses: list[float], run: RunStats = RunStats()) -> FinetuneReport:
         return FinetuneReport(steps, epoch, epoch * s.batches_per_epoch, s.batch, s.lr,
@@ -162,12 +175,12 @@ def finetune_checkpoint(settings: FinetuneSettings, progress: bool = True, log: 
 
     run = TrainingRun(
         kind="snn", out=settings.out, source=source, schedule=s, seed=settings.seed,
-        settings={"verb": "finetune", "source_sha256": file_sha256(settings.checkpoint), "steps": steps,
+        settings={"verb": "finetune", "source_sha256": file_sha256(settings.checkpoint), "steps": list(steps),
                   "seed": settings.seed, "batches_per_epoch": s.batches_per_epoch, "batch": s.batch,
                   "patch": s.patch, "lr": s.lr, **_resume_keys(s)},
-        model=lambda: snn, forward=lambda module: SpikingFlow(module, steps),  # type: ignore[arg-type]
-        checkpoint=checkpoint, steps=steps, classes=ckpt.spec.out_channels, noise_map=ckpt.spec.noise_map,
-        desc=f"fine-tune (spiking flow, T={steps})",
+        model=lambda: snn, forward=lambda _module: flow, on_batch=flow.at_batch,
+        checkpoint=checkpoint, classes=ckpt.spec.out_channels, noise_map=ckpt.spec.noise_map,
+        desc=f"fine-tune (spiking flow, T={label})",
         resume=settings.resume, progress=progress, log=log)
     _, outcome = run.execute()
     return report(s.epochs, outcome.history, outcome.stats)

@@ -31,14 +31,15 @@ from typing import Any
 import numpy as np
 
 from ...checks import check_steps
-from ...errors import BackendError, ConfigError
+from ...errors import BackendError, ConfigError, ExactnessError
 from ...ir import Accumulator, Conv, QuantizedNetwork
-from ...lowering.fixed_point import Overflow, to_bias_format
+from ...lowering.fixed_point import Overflow
 from ...simulators.kernels import fixed, image_levels, static_current
 from ...simulators.result import SimulationResult
 from ...vocab import LOWERINGS, RECORDS, Lowering, Record
 from .graph import PROCESSES, Job, ModelOverride
 from .patch import INSTALL
+from .plan import DELAYS, Delays
 from .worker import SHM_DIR, worker_main
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -52,9 +53,9 @@ class LavaTiming:
 
     ``run_s`` is the stepping alone (Lava's run of ``lava_steps`` steps, with the Recorder drained
     as it goes); ``per_step_s`` = run_s / logical steps T (what one step of the reference
-    simulator's T-step run corresponds to), ``per_lava_step_s`` = run_s / lava_steps
-    (= T + latency). ``total_s`` is end to end: fork, build, compile, worker start, run, read back,
-    stop and clean-up.
+    simulator's T-step run corresponds to, the latency steps included), ``per_lava_step_s`` =
+    run_s / lava_steps (= latency + N T for N images). ``total_s`` is end to end: fork, build,
+    compile, worker start, run, read back, stop and clean-up.
     """
 
     total_s: float
@@ -90,15 +91,22 @@ class WorkerRecord:
 def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: Record = "none",
              timeout_s: float = DEFAULT_TIMEOUT_S, lowering: Lowering | None = None,
              models: Mapping[str, ModelOverride] | None = None,
-             on_worker: Callable[[WorkerRecord], None] | None = None) -> SimulationResult:
-    """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``).
+             on_worker: Callable[[WorkerRecord], None] | None = None, delays: Delays = "line",
+             fast: bool = True) -> SimulationResult:
+    """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``) as a
+    :class:`~.procs.network.LavaNetwork` (stock Conv / DelaySparse synapses, this project's neurons).
 
     ``images``: (N, C, H, W) floats of exactly the network's input shape, turned into integer levels
-    by :func:`toolchain.simulators.kernels.image_levels` as the reference simulator does; the N images run side
-    by side (every process has a batch dimension). ``lowering`` defaults to the network's
-    (``meta['lowering']``). The result equals ``ReferenceSimulator(network).run(images, steps,
+    by :func:`toolchain.simulators.kernels.image_levels` as the reference simulator does; the N images
+    stream through the network one T-step window after the other (latency + N T Lava steps).
+    ``lowering`` defaults to the network's (``meta['lowering']``); ``delays`` is LavaNetwork's (how
+    concat delays are carried); ``fast``: this toolchain's exact fast models (default), else Lava's
+    own stock models (slow). The result equals ``ReferenceSimulator(network).run(images, steps,
     record)`` field for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
     uint8} in logical time, the latency shift undone. ``result.timing`` holds the wall times.
+    A synapse group whose sum would wrap in Lava's arithmetic (24-bit Conv) raises
+    :class:`~toolchain.errors.ExactnessError` (a BackendError) naming it, rather than giving other spikes
+    (with ``fast=False`` Lava's own models wrap unchecked).
 
     Raises :class:`~toolchain.errors.BackendError` when Lava fails or runs past ``timeout_s``
     (wall-clock seconds for the whole call); nothing is left running either way.
@@ -119,6 +127,8 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
         raise ConfigError(f"lowering must be one of {LOWERINGS}, got {lowering!r}")
     if not timeout_s > 0:
         raise ConfigError(f"timeout must be positive, got {timeout_s!r}")
+    if delays not in DELAYS:
+        raise ConfigError(f"delays must be one of {DELAYS}, got {delays!r}")
     models = dict(models or {})
     for name, override in models.items():
         if name not in PROCESSES or not callable(override):
@@ -136,13 +146,11 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
                            f"3.11); install it with: {INSTALL}")
 
     levels = image_levels(images)
-    static_overflow = Overflow()
-    static_bias = {}
+    static_overflow = Overflow()          # the host's bias-format overflow, as the reference simulator reports it
     for layer in network.synaptic_layers:
         if isinstance(layer, Conv) and layer.static:
-            current = static_current(layer, levels, static_overflow).numpy()
-            static_bias[layer.name] = to_bias_format(current, Overflow())   # exact: it is in the format
-    job = Job(network, len(images), steps, record != "none", lowering, static_bias, models)
+            static_current(layer, levels, static_overflow)
+    job = Job(network, levels, steps, record != "none", lowering, delays, bool(fast), models)
     payload = run_in_worker(job, float(timeout_s), on_worker)
 
     acc = payload["accumulator"]
@@ -210,6 +218,8 @@ def run_in_worker(job: Job, timeout_s: float,
             elif kind == "ok":
                 finished = True
                 return data
+            elif "toolchain.errors.ExactnessError" in str(data):
+                raise ExactnessError(f"lava-cpu run stopped: {data}")
             else:
                 raise BackendError(f"lava-cpu run failed: {data}")
     finally:

@@ -1,7 +1,8 @@
 """Run a stock netx ``.net`` file with lava-dl's own ``netx.hdf5.Network`` on Lava's CPU simulator.
 
 For CUBA networks (:func:`netx_export.read_netx`) the lava-cpu backend does not rebuild the
-network from its own processes: it loads the very file with stock ``lava.lib.dl.netx.hdf5.Network``
+network from its own processes: it loads the very file as a :class:`~.procs.network.LavaNetwork`,
+which wraps stock ``lava.lib.dl.netx.hdf5.Network`` for stock files
 (``reset_interval`` / ``reset_offset`` as given, so stock ``LIFReset`` neurons), sets the input
 layer's ``bias_mant`` to the image and runs ``Loihi2SimCfg(select_tag='fixed_pt')`` in the
 backend's isolated worker (:mod:`.runner`). Every neuron layer's spikes leave, step by step, through
@@ -33,22 +34,20 @@ class StockJob:
     reset_offset: int = 0
 
     def simulate(self, on_runtime: Callable[[Any], None], on_running: Callable[[bool], None]) -> dict[str, Any]:
-        from lava.lib.dl import netx
         from lava.magma.core.run_conditions import RunSteps
-        from lava.magma.core.run_configs import Loihi2SimCfg
 
         from .graph import finish_runtime
         from .procs.models import recorder_model
+        from .procs.network import LavaNetwork
         from .procs.process import Recorder
 
-        net = netx.hdf5.Network(net_config=self.path, reset_interval=self.reset_interval,
-                                reset_offset=self.reset_offset)
-        net.in_layer.neuron.bias_mant.init = self.input_bias.transpose(2, 1, 0).astype(np.int32)  # (x, y, z)
+        net = LavaNetwork(net_config=self.path, reset_interval=self.reset_interval, reset_offset=self.reset_offset)
+        net.netx.in_layer.neuron.bias_mant.init = self.input_bias.transpose(2, 1, 0).astype(np.int32)  # (x, y, z)
         ports = [layer.neuron.s_out for layer in net.layers]
         recorder = Recorder(shapes=[p.shape for p in ports], buffer_size=4, name="recorder")
         for i, port in enumerate(ports):
             port.connect(getattr(recorder, f"in{i}"))
-        cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={recorder: recorder_model(len(ports))})
+        cfg = net.run_config(extra={recorder: recorder_model(len(ports))})
         ok = False
         try:
             try:

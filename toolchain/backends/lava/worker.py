@@ -33,6 +33,7 @@ class WorkerState:
         self.runtime: Any = None
         self.shm: list[str] = []
         self.running = False
+        self.tracebacks: dict[str, str] = {}    # Lava worker name -> its traceback (read by either thread)
 
     def send(self, message: tuple[str, Any]) -> None:
         with self.lock:
@@ -94,7 +95,7 @@ class WorkerState:
             except (ValueError, OSError):   # the run just ended and Lava closed its workers
                 continue
             if dead and self.running:
-                self._fail(self._describe(workers, dead))
+                self._fail(self.failure(workers, len(dead)) or "a Lava worker died")
 
     def _fail(self, message: str) -> None:
         try:
@@ -102,23 +103,37 @@ class WorkerState:
         finally:
             self.die()
 
-    @staticmethod
-    def _describe(workers: list[Any], dead: list[Any]) -> str:
-        parts = []
-        for w in workers:
-            if w.sentinel not in dead:
-                continue
-            detail = ""
-            try:
-                conn = getattr(w, "_pconn", None)
-                if conn is not None and conn.poll(1.0):
-                    exc = conn.recv()
-                    if exc:
-                        detail = ":\n" + str(exc[1]).rstrip()
-            except Exception:
-                pass
-            parts.append(f"Lava worker {w.name} died{detail}")
-        return "; ".join(parts) or "a Lava worker died"
+    def collect(self, workers: list[Any]) -> dict[str, str]:
+        """Read the tracebacks Lava's workers sent (each worker's pipe, or the exception Lava's own join
+        read from it) into ``tracebacks``, which both threads share: whichever reads first keeps it."""
+        with self.lock:
+            for w in workers:
+                if w.name in self.tracebacks:
+                    continue
+                exc = getattr(w, "_exception", None)     # read already by Lava's join (its run failed)
+                try:
+                    conn = getattr(w, "_pconn", None)
+                    if not exc and conn is not None and conn.poll(0):
+                        exc = conn.recv()
+                except Exception:
+                    pass
+                if exc:
+                    self.tracebacks[w.name] = str(exc[1]).rstrip()
+            return dict(self.tracebacks)
+
+    def failure(self, workers: list[Any], dead: int = 0, wait_s: float = 2.0) -> str:
+        """The failed workers' tracebacks. Lava stops the others when one fails, and the failing one may
+        still be sending its traceback when another is seen dead: they are collected for up to
+        ``wait_s`` until one arrives; ``dead`` workers without one are counted."""
+        deadline = time.monotonic() + wait_s
+        found = self.collect(workers)
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = self.collect(workers)
+        details = [f"Lava worker {name} died:\n{tb}" for name, tb in found.items()]
+        if dead > len(details):
+            details.append(f"{dead - len(details)} Lava worker(s) died" + (" with them" if details else ""))
+        return "; ".join(details)
 
 
 def worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
@@ -141,6 +156,9 @@ def worker_main(conn: Any, job: Job, parent_pid: int, limit_s: float) -> None:
         state.send(("ok", payload))
     except BaseException:
         try:
-            state.send(("error", traceback.format_exc()))
+            message = traceback.format_exc()
+            workers = runtime_workers(state.runtime) if state.runtime is not None else []
+            errors = state.failure(workers, wait_s=2.0 if "Exception(s) occurred" in message else 0.0)
+            state.send(("error", errors + "\n" + message if errors else message))
         finally:
             state.die()
