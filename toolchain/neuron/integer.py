@@ -26,12 +26,14 @@ _BLOCK = 2048   # elements per block: V, I and q of one block stay in L1 across 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _block(v: np.ndarray, current: np.ndarray, thresholds: np.ndarray, ratios: np.ndarray, v_limit: int,
-           lo: int, hi: int, payload: np.ndarray, fired: np.ndarray, count_maps: np.ndarray,
-           message_map: np.ndarray, spikes: np.ndarray, mode: int) -> int:
-    """Elements [lo, hi) of one image; returns the saturation count, adds spikes per threshold to ``fired``.
-    Every loop is branch-free, so that the compiler vectorizes it."""
+           payload: np.ndarray, fired: np.ndarray, count_maps: np.ndarray, message_map: np.ndarray,
+           spikes: np.ndarray, lo: int, mode: int) -> int:
+    """One block: slices of one image, elements [lo, lo + len(v)) of the full (N_thr, size) maps; returns
+    the saturation count, adds spikes per threshold to ``fired``. Every loop is branch-free over
+    contiguous slices from 0 (no negative-index wraparound), so that the compiler vectorizes it."""
+    n = v.shape[0]
     clipped = 0
-    for j in range(lo, hi):
+    for j in range(v.shape[0]):
         x = v[j] + current[j]
         clipped += (x > v_limit) + (x < -v_limit)
         v[j] = min(max(x, -v_limit), v_limit)
@@ -39,29 +41,32 @@ def _block(v: np.ndarray, current: np.ndarray, thresholds: np.ndarray, ratios: n
     for i in range(thresholds.shape[0]):
         theta, r, total = thresholds[i], ratios[i], 0
         if mode == 1:
-            for j in range(lo, hi):
+            counted = count_maps[i][lo:lo + n]
+            for j in range(v.shape[0]):
                 s = v[j] > theta
                 v[j] -= theta * s
                 payload[j] += r * s
-                count_maps[i, j] += s
+                counted[j] += s
                 total += s
         elif mode == 2:
-            for j in range(lo, hi):
+            spiked = spikes[i][lo:lo + n]
+            for j in range(v.shape[0]):
                 s = v[j] > theta
                 v[j] -= theta * s
                 payload[j] += r * s
-                spikes[i, j] = s
+                spiked[j] = s
                 total += s
         else:
-            for j in range(lo, hi):
+            for j in range(v.shape[0]):
                 s = v[j] > theta
                 v[j] -= theta * s
                 payload[j] += r * s
                 total += s
         fired[i] += total
     if mode == 1:
-        for j in range(lo, hi):
-            message_map[j] += payload[j] > 0
+        messages = message_map[lo:lo + n]
+        for j in range(n):
+            messages[j] += payload[j] > 0
     return clipped
 
 
@@ -74,8 +79,9 @@ def _int_mt_kernel(v: np.ndarray, current: np.ndarray, thresholds: np.ndarray, r
         fired[:] = 0
         stop = (b + 1) * per_image
         for lo in range(b * per_image, stop, _BLOCK):
-            saturations[b] += _block(v, current, thresholds, ratios, v_limit, lo, min(lo + _BLOCK, stop), payload,
-                                     fired, count_maps, message_map, spikes, mode)
+            hi = min(lo + _BLOCK, stop)
+            saturations[b] += _block(v[lo:hi], current[lo:hi], thresholds, ratios, v_limit, payload[lo:hi], fired,
+                                     count_maps, message_map, spikes, lo, mode)
         counts[:, b] += fired
 
 
