@@ -15,10 +15,13 @@ For each input side (``--sizes``, default 64; the paper's images are 256) and T 
                                 (PSS) summed over its process tree, every 200 ms
 
 and once: the .net file's size against its int8 weights (the budget: + 10 %) and the float32 weights.
-Every result is checked: the reference and lava-cpu accumulators agree exactly. ``--json PATH`` writes
-the figures. torch runs on ``--threads`` threads (default 1). Example::
+``--memory-check`` adds, at the smallest side, the peak memory of the report's count run (per-neuron
+spike counts per threshold) at T and at 4T. Every result is checked: the reference and lava-cpu
+accumulators agree exactly. ``--json PATH`` writes the figures. torch runs on ``--threads`` threads
+(default 1). Examples (the second: the paper's image size, without lava-cpu)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/paper_scale.py --sizes 64 128 --json /tmp/paper_scale.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/paper_scale.py --sizes 64 128 --memory-check --json /tmp/ps.json
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/paper_scale.py --sizes 256 --no-lava
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from netx_export import read_network, write_network  # noqa: E402
 from toolchain.backends.base import BackendOptions, get_backend  # noqa: E402
 from toolchain.frontend.conversion import ConversionSettings, convert  # noqa: E402
 from toolchain.frontend.unet import UNet, UNetConfig  # noqa: E402
+from toolchain.hardware.costs import collect_activity  # noqa: E402
 from toolchain.lowering.lower import export_network  # noqa: E402
 from toolchain.lowering.quantize import QuantSettings  # noqa: E402
 from toolchain.simulators.reference import ReferenceSimulator  # noqa: E402
@@ -199,6 +203,13 @@ def measure(args: argparse.Namespace, snn: Any, info: Any, side: int, params: in
             _, report_s, report_mib = timed(lambda: profile_report(net, x, T, tmp))
         row.update({"report_s": report_s, "report_peak_mib": report_mib})
         print(f"         report    {report_s:7.1f} s        ({report_mib:6.0f} MiB)")
+    if args.memory_check and side == min(args.sizes):
+        growth = {}
+        for steps in (T, 4 * T):                   # the counts the report needs: memory independent of T
+            _, _, growth[steps] = timed(lambda steps=steps: collect_activity(net, x, steps))
+        row["counts_peak_mib"] = {str(k): v for k, v in growth.items()}
+        print(f"         counts    peak {growth[T]:.0f} MiB at T = {T}, {growth[4 * T]:.0f} MiB at T = {4 * T} "
+              f"(ratio {growth[4 * T] / growth[T]:.2f})")
     return row
 
 
@@ -214,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="interleaved float SNN / reference pairs (best reported)")
     p.add_argument("--no-lava", action="store_true", help="skip lava-cpu")
     p.add_argument("--no-report", action="store_true", help="skip the Loihi 2 report")
+    p.add_argument("--memory-check", action="store_true",
+                   help="at the smallest side: peak memory of the report's count run at T and at 4T")
     p.add_argument("--timeout", type=float, default=3600.0, help="lava-cpu timeout (s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the figures to this path")
