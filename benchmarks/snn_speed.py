@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     ann, snn, source = build(args)
-    x = torch.rand(1, snn.config.in_channels, args.size, args.size, generator=torch.Generator().manual_seed(args.seed))
+    channels = snn.spec.input_channels if snn.spec is not None else snn.config.in_channels    # + a noise-level channel
+    x = torch.rand(1, channels, args.size, args.size, generator=torch.Generator().manual_seed(args.seed))
     settings = [(t, n, fused) for n in args.threads for t in args.steps for fused in (True, False)]
     rows = time_snn_vs_ann(ann, snn, x, settings, args.repeat)
 

@@ -29,8 +29,16 @@ File layout (netx's ``layer/<i>`` protocol plus our extensions, marked *)::
         layers     ints   part layer indices (the netx protocol key; equals ``inputs``)
         delays*    ints   extra delay per part;  offsets*: channel offset per part
 
-Every integer is stored as int64 and every float as float64; strings as fixed-length ASCII/UTF-8
-bytes of shape (1,), as slayer writes ``type``.
+Storage (version 2; version 1 files were written so or with every integer int64): the mantissas and
+exponents (:data:`NARROW_KEYS`: ``weight``, ``bias``, ``weightExp``, ``biasExp``) are stored in the
+narrowest signed integer dtype that holds their values (:func:`narrowest_int`: int8 for 8-bit weight
+mantissas, int16 for the 13-bit bias mantissas), every other integer as int64 and every float as
+float64; strings as fixed-length ASCII/UTF-8 bytes of shape (1,), as slayer writes ``type``. Files
+written before (every integer int64) read the same: the reader accepts any integer dtype and widens it.
+A dataset of at least :data:`COMPRESS_MIN_BYTES` is stored deflate-compressed (with the byte shuffle
+filter for multi-byte dtypes, chunks of about :data:`CHUNK_BYTES`) when that pays,
+:func:`compression_pays`. Both filters are built into every HDF5 library, so h5py (lava-dl's netx
+reader included) reads such datasets transparently.
 """
 from __future__ import annotations
 
@@ -92,6 +100,16 @@ NEURON_REQUIRED: dict[str, tuple[str, ...]] = {
     "ACC": ("type", "iDecay", "vDecay", "refDelay", "gradedSpike", "messageBits", "compartments"),
 }
 
+# Keys stored in the narrowest integer dtype that holds them (mantissas and exponents).
+NARROW_KEYS = frozenset({"weight", "bias", "weightExp", "biasExp"})
+_SIGNED = (np.int8, np.int16, np.int32, np.int64)
+
+# Compression: datasets of at least this many bytes, when the estimate saves at least 1 - COMPRESS_RATIO.
+COMPRESS_MIN_BYTES = 1 << 12
+COMPRESS_RATIO = 0.9
+COMPRESS_LEVEL = 4
+CHUNK_BYTES = 1 << 20
+
 # In-memory dtypes of the IR's arrays (what toolchain.lowering.quantize produces).
 MEMORY_DTYPE: dict[str, type] = {"weight": np.int32, "bias": np.int64, "biasExp": np.int64}
 
@@ -109,3 +127,46 @@ MAX_STRING_BYTES = 1 << 24
 def message_bits(spike_weights: tuple[int, ...], graded: bool) -> int:
     """Bits of the graded payload sum(r_i) (e.g. 4 for r = (8, 4, 2, 1)); 0 for binary spikes."""
     return int(sum(spike_weights)).bit_length() if graded else 0
+
+
+def narrowest_int(array: np.ndarray) -> np.dtype:
+    """The narrowest of int8, int16, int32, int64 that holds every value of an integer array (int8 if empty)."""
+    if array.size == 0:
+        return np.dtype(np.int8)
+    low, high = int(array.min()), int(array.max())
+    for dtype in _SIGNED:
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return np.dtype(dtype)
+    raise ValueError(f"values {low}..{high} do not fit int64")
+
+
+def byte_entropy(array: np.ndarray) -> float:
+    """Mean Shannon entropy, in bits per byte, of the byte planes of ``array``.
+
+    With the shuffle filter the bytes of significance k of all elements are stored together (plane k),
+    and deflate's Huffman stage codes memoryless bytes in about H_k = -sum_b p_k(b) log2 p_k(b) bits
+    each (p_k(b): the frequency of byte value b in plane k); the estimate is H = mean_k H_k.
+    """
+    planes = np.ascontiguousarray(array).view(np.uint8).reshape(-1, array.dtype.itemsize)
+    total = 0.0
+    for k in range(planes.shape[1]):
+        p = np.bincount(planes[:, k], minlength=256) / planes.shape[0]
+        p = p[p > 0]
+        total += float(-(p * np.log2(p)).sum())
+    return total / planes.shape[1]
+
+
+def compression_pays(array: np.ndarray) -> bool:
+    """Whether to store ``array`` compressed: at least COMPRESS_MIN_BYTES and an estimated size
+    H / 8 x nbytes (:func:`byte_entropy`) of at most COMPRESS_RATIO x nbytes."""
+    if array.nbytes < COMPRESS_MIN_BYTES or array.dtype.kind not in "iuf":
+        return False
+    return byte_entropy(array) / 8 <= COMPRESS_RATIO
+
+
+def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Chunks of whole rows along the first axis, about CHUNK_BYTES each (at least one row)."""
+    row = itemsize * int(np.prod(shape[1:], dtype=np.int64))
+    rows = max(1, min(shape[0], CHUNK_BYTES // max(1, row)))
+    return (rows, *shape[1:])

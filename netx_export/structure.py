@@ -6,11 +6,14 @@ on a FIFO), a dataset with *external storage* keeps its bytes in any file (``/et
 data than the file holds (a chunked, compressed or never-written dataset reads as gigabytes).
 :func:`inspect_file` walks every link of the file without resolving any (``visititems_links``) and
 refuses, naming the HDF5 path, anything a ``.net`` file does not need: links other than hard links,
-objects other than groups and datasets (e.g. named datatypes), external or virtual storage, data
-types other than the rules' (:class:`Rules`), and datasets larger than the limits. Only then is a
-value read. :data:`OURS` is this toolchain's format (contiguous little-endian int64 / float64 and
-fixed-length strings, every declared byte stored in the file); :data:`STOCK` is lava-dl's netx files
-(any integer or float, variable-length strings, bool, chunked or compressed data within the limits).
+objects other than groups and datasets (e.g. named datatypes), external or virtual storage, filters
+other than HDF5's built-in ones (an unknown filter makes HDF5 look for a plugin library), data types
+other than the rules' (:class:`Rules`), and datasets larger than the limits. Only then is a value read.
+:data:`OURS` is this toolchain's format (little-endian int8..int64, float64 and fixed-length strings;
+deflate and shuffle only; every declared byte stored in the file, or compressed at most
+:data:`MAX_RATIO`:1, which deflate cannot exceed: an unwritten or fill-only dataset is refused);
+:data:`STOCK` is lava-dl's netx files (any integer or float, variable-length strings, bool, any built-in
+filter, within the size limits).
 
 :func:`content_digest` is a SHA-256 over (path, dtype, shape, bytes) of every dataset but the checksum
 itself, in path order; the writers store it as the root dataset :data:`CHECKSUM_KEY` and the readers
@@ -35,6 +38,9 @@ MAX_DEPTH = 4                       # layer/<i>/neuron/<key>
 MAX_TOTAL_BYTES = 1 << 30           # every dataset of a file together (a paper-size U-Net's file: ~40 MB)
 MAX_ELEMENTS = 1 << 26              # one dataset (the largest conv weight of a paper-size U-Net: ~10**7)
 MAX_STRING_BYTES = 1 << 24
+MAX_RATIO = 1100                    # declared / stored bytes of a deflated dataset (deflate's bound: ~1032)
+DEFLATE, SHUFFLE = 1, 2             # HDF5's filter ids; 3..6 (fletcher32, szip, nbit, scaleoffset) built in too
+BUILT_IN_FILTERS = (1, 2, 3, 4, 5, 6)
 _STRING, _INTEGER, _FLOAT, _ENUM = h5py.h5t.STRING, h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM
 _LAYOUT_NAMES = {h5py.h5d.COMPACT: "compact", h5py.h5d.CONTIGUOUS: "contiguous", h5py.h5d.CHUNKED: "chunked",
                  h5py.h5d.VIRTUAL: "virtual"}
@@ -48,21 +54,21 @@ class Rules:
     numbers: tuple[str, ...] | None          # allowed numpy dtype strings of numbers (None: any int / float)
     variable_strings: bool                   # variable-length strings (h5py's str datasets)
     booleans: bool                           # h5py's bool (an HDF5 enum of int8)
-    chunked: bool                            # chunked (and filtered, e.g. compressed) datasets
-    all_stored: bool                         # every declared byte of a contiguous dataset is in the file
+    filters: tuple[int, ...]                 # HDF5 filter ids a (chunked) dataset may use
+    all_stored: bool                         # every declared byte is in the file (deflated: MAX_RATIO:1)
     elements: Mapping[str, int] = field(default_factory=dict)   # per key (the path's last part)
     default_elements: int = MAX_ELEMENTS
 
 
 # Per key of this toolchain's format (netx_export.schema): scalars hold one value, pairs two.
 _PARTS = 4096
-OURS = Rules("spiking-unet-netx", ("<i8", "<f8"), variable_strings=False, booleans=False, chunked=False,
-             all_stored=True, elements={
+OURS = Rules("spiking-unet-netx", ("|i1", "<i2", "<i4", "<i8", "<f8"), variable_strings=False, booleans=False,
+             filters=(DEFLATE, SHUFFLE), all_stored=True, elements={
                  "shape": 3, "inputs": _PARTS, "layers": _PARTS, "delays": _PARTS, "offsets": _PARTS,
                  "weightExp": _PARTS, "thresholds": 64, "spikeWeights": 64, "bias": 1 << 20, "biasExp": 1 << 20,
                  "kernelSize": 2, "stride": 2, "padding": 2, "dilation": 2, "outputPadding": 2, "weight": MAX_ELEMENTS},
              default_elements=1)
-STOCK = Rules("stock netx", None, variable_strings=True, booleans=True, chunked=True, all_stored=False)
+STOCK = Rules("stock netx", None, variable_strings=True, booleans=True, filters=BUILT_IN_FILTERS, all_stored=False)
 
 
 def _fail(path: str, message: str) -> NetFileError:
@@ -105,10 +111,11 @@ def _check_dataset(path: str, ds: h5py.Dataset, rules: Rules) -> int:
                           f"not read)")
     if layout not in _LAYOUT_NAMES:
         raise _fail(path, f"an unknown dataset layout ({layout})")
-    if layout == h5py.h5d.CHUNKED and not rules.chunked:
-        raise _fail(path, "a chunked dataset (this format stores contiguous data only)")
-    if dcpl.get_nfilters() and not rules.chunked:
-        raise _fail(path, "compressed or filtered data (this format stores plain data only)")
+    for index in range(dcpl.get_nfilters()):
+        code = int(dcpl.get_filter(index)[0])
+        if code not in rules.filters:
+            raise _fail(path, f"HDF5 filter {code} (this format uses only {', '.join(map(str, rules.filters))}: "
+                              f"{'deflate and shuffle' if rules.filters == (DEFLATE, SHUFFLE) else 'built-in ones'})")
     itemsize = _check_type(path, ds, rules)
     shape = ds.shape
     if shape is None:
@@ -122,8 +129,11 @@ def _check_dataset(path: str, ds: h5py.Dataset, rules: Rules) -> int:
     if itemsize == 0 and count > 1 << 16:
         raise _fail(path, f"declares {count} variable-length strings")
     declared = count * itemsize
-    if rules.all_stored and layout == h5py.h5d.CONTIGUOUS and ds.id.get_storage_size() != declared:
-        raise _fail(path, f"declares {declared} bytes but the file stores {ds.id.get_storage_size()} for it")
+    if rules.all_stored and declared:
+        stored = ds.id.get_storage_size()
+        if (stored != declared) if layout == h5py.h5d.CONTIGUOUS else (stored * MAX_RATIO < declared):
+            raise _fail(path, f"declares {declared} bytes but the file stores {stored} for it (unwritten, or "
+                              f"compressed beyond what deflate can)")
     return declared
 
 

@@ -4,9 +4,11 @@ The file is built in memory (:mod:`netx_export.h5image`), read back through the 
 (so a network the reader would refuse is refused here, with :class:`ExportError`), and written
 atomically (a temporary file beside the target, renamed when complete). It is byte-stable: the
 same network always gives the same bytes, so write -> read -> write reproduces the file exactly.
-Every group is created without object timestamps and with link creation order tracked (h5py lists
-keys in the order written); every dataset is created with ``track_times=False`` and an explicit
-dtype. The last dataset written is the content checksum (:mod:`netx_export.structure`).
+Mantissas and exponents are stored in the narrowest integer dtype (int8 weights) and large datasets
+deflate-compressed where that pays (see :mod:`netx_export.schema`). Every group is created without
+object timestamps and with link creation order tracked (h5py lists keys in the order written); every
+dataset is created with ``track_times=False`` and an explicit dtype. The last dataset written is the
+content checksum (:mod:`netx_export.structure`).
 """
 from __future__ import annotations
 
@@ -130,6 +132,16 @@ def layer_entries(network: QuantizedNetwork, layer: Layer) -> list[Entry]:
     return entries
 
 
+def _put(group: h5py.Group, key: str, array: np.ndarray, compact: bool = False) -> None:
+    """One dataset; ``compact``: deflate-compressed (and shuffled) when :func:`schema.compression_pays`."""
+    if compact and array.ndim >= 1 and schema.compression_pays(array):
+        group.create_dataset(key, data=array, dtype=array.dtype, track_times=False,
+                             chunks=schema.chunk_shape(array.shape, array.dtype.itemsize), compression="gzip",
+                             compression_opts=schema.COMPRESS_LEVEL, shuffle=array.dtype.itemsize > 1)
+    else:
+        put(group, key, array)
+
+
 def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, np.ndarray]]) -> None:
     """Create ``layer/<index>`` holding already-encoded entries (a neuron key opens the neuron group)."""
     group = create_group(layers_group, str(index))
@@ -138,9 +150,9 @@ def write_layer(layers_group: h5py.Group, index: int, entries: list[tuple[str, n
         if key.startswith(schema.NEURON_GROUP + "/"):
             if neuron is None:
                 neuron = create_group(group, schema.NEURON_GROUP)
-            put(neuron, key.split("/", 1)[1], array)
+            _put(neuron, key.split("/", 1)[1], array, compact=True)
         else:
-            put(group, key, array)
+            _put(group, key, array, compact=True)
 
 
 def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tuple[str, np.ndarray]]:
@@ -153,7 +165,10 @@ def _encoded_layer(network: QuantizedNetwork, i: int, layer: Layer) -> list[tupl
     for key, value in entries:
         table = schema.NEURON_KEYS if key.startswith(schema.NEURON_GROUP + "/") else schema.LAYER_KEYS
         kind = table[key.split("/", 1)[-1]]
-        encoded.append((key, _encode(kind, key, value, where)))
+        array = _encode(kind, key, value, where)
+        if key in schema.NARROW_KEYS:            # mantissas and exponents: the narrowest dtype
+            array = array.astype(schema.narrowest_int(array))
+        encoded.append((key, array))
     return encoded
 
 

@@ -113,7 +113,9 @@ def test_file_follows_netx_conventions(networks, tmp_path):
         conv = f["layer/2"]
         assert conv["type"].shape == (1,) and conv["type"][0].decode("ascii") == "conv"   # netx NetDict reads this
         assert conv["shape"][()].tolist() == [4, 16, 16]    # (C, H, W), as stock netx files; netx reads (x, y, z)
-        assert conv["weight"].shape == (4, 4, 3, 3) and conv["weight"].dtype == np.int64
+        assert conv["weight"].shape == (4, 4, 3, 3) and conv["weight"].dtype == np.int8      # 8-bit mantissas
+        assert conv["bias"].dtype == np.int16 and conv["biasExp"].dtype == np.int8 == conv["weightExp"].dtype
+        assert conv["stride"].dtype == np.int64 and conv["neuron/thresholds"].dtype == np.int64
         assert np.array_equal(conv["weight"][()], net.layers[2].synapses.weight)
         for key in ("inChannels", "outChannels", "kernelSize", "stride", "padding", "dilation", "groups",
                     "bias", "weightExp", "biasExp", "unit", "depth", "static", "inputs"):

@@ -38,11 +38,11 @@ def _set(f: h5py.File, key: str, value) -> None:
 
 
 def _scale(f: h5py.File, key: str, factor: int) -> None:
-    _set(f, key, f[key][()] * factor)
+    _set(f, key, f[key][()].astype(np.int64) * factor)     # widened: the file may store int8 / int16
 
 
 def _poke(f: h5py.File, key: str, index: tuple, value) -> None:
-    array = f[key][()]
+    array = f[key][()].astype(np.int64)
     array[index] = value
     _set(f, key, array)
 

@@ -310,3 +310,22 @@ def test_5_npy_frame_declaring_gigabytes_refused_unread(tmp_path):
     np.save(good, np.zeros((4, 1, 1), np.int64))
     rc, _, err, _ = run_cli(["simulate", net, "--input", good, "--out", tmp_path / "o", "--steps", "4"])
     assert rc == 0, err[-2000:]
+
+
+def test_5_unwritten_chunked_weight_refused_unread(files, tmp_path):
+    """A chunked dataset of the right shape whose chunks were never written reads as its fill value: declared
+    bytes the file does not hold (a compressed one can hold at most deflate's ~1000:1)."""
+    net = net_copy(files, tmp_path)
+    replace_dataset(net, "layer/1/weight", lambda g, n, old: g.create_dataset(
+        n, shape=old.shape, dtype="<i8", chunks=old.shape, compression="gzip"))
+    with pytest.raises(NetFileError, match=r"layer/1/weight.*stores 0"):
+        read_network(net)
+
+
+def test_5_filters_other_than_deflate_and_shuffle_refused(files, tmp_path):
+    """Only deflate and shuffle (an HDF5 filter that is not built in would make HDF5 look for a plugin library)."""
+    net = net_copy(files, tmp_path)
+    replace_dataset(net, "layer/1/weight", lambda g, n, old: g.create_dataset(
+        n, data=old, chunks=old.shape, fletcher32=True))                     # a built-in filter our files never use
+    with pytest.raises(NetFileError, match=r"layer/1/weight.*filter 3"):
+        read_network(net)

@@ -1,8 +1,9 @@
 """The exact integer kernels both simulators and the Lava backend's process models use.
 
 Synaptic currents of integer payloads with integer mantissas are computed with torch's float
-convolutions, exactly: in float32 when the largest possible sum is below 2**24 (every value, partial
-sums included, is then an exact integer) and in float64 otherwise; the results are cast to int64.
+convolutions, exactly: in float32, with the sum split into input-channel chunks or weight digits
+where a layer's bounds could exceed 2**24 (:mod:`toolchain.simulators.exact`: every partial sum is
+then an exact float32 integer), and in float64 only where no split fits; results are cast to int64.
 """
 from __future__ import annotations
 
@@ -11,17 +12,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..ir import Conv, ConvTranspose, FixedSynapses, Pair, SpatialLayer, SumPool, SynapticLayer
 from ..ir.limits import IMAGE_LEVELS, INPUT_LEVEL_MAX, INPUT_LEVEL_MIN
 from ..lowering.fixed_point import Overflow, bias_value, round_half_away, scale_by_exponent, to_bias_format
-
-
-def exact_dtype(weight: np.ndarray, payload_max: int, fan_in: int) -> torch.dtype:
-    """float32 if every sum of ``fan_in`` products |w| x payload_max stays below 2**24, else float64."""
-    bound = float(np.abs(weight).max(initial=0)) * payload_max * fan_in
-    return torch.float32 if bound < 2 ** 24 else torch.float64
+from .exact import exact_dtype, plan_synapse  # noqa: F401  (exact_dtype: re-exported)
 
 
 @dataclass(frozen=True)
@@ -49,22 +44,10 @@ class SynapseOp:
 def synapse_current(op: SynapseOp, x: torch.Tensor, weight: np.ndarray, payload_max: int,
                     float64: bool = False) -> torch.Tensor:
     """conv / convT / sum-pool of integer payloads ``x`` (N, C, H, W), |x| <= ``payload_max``, with
-    integer mantissas ``weight``, exactly, as int64. ``float64`` forces the float64 path (the same
-    integers, slower; for tests of the float32 choice)."""
-    if op.kind == "pool":
-        dtype = torch.float64 if float64 else exact_dtype(weight, payload_max, op.kernel[0] * op.kernel[1])
-        summed = F.avg_pool2d(x.to(dtype), op.kernel, divisor_override=1)   # exact window sums
-        return summed.to(torch.int64) * int(weight.reshape(-1)[0])
-    kh, kw = op.kernel
-    fan_in = (weight.shape[0] // op.groups if op.kind == "convT" else weight.shape[1]) * kh * kw
-    dtype = torch.float64 if float64 else exact_dtype(weight, payload_max, fan_in)
-    w = torch.from_numpy(weight).to(dtype)
-    if op.kind == "conv":
-        y = F.conv2d(x.to(dtype), w, stride=op.stride, padding=op.padding, groups=op.groups)
-    else:
-        y = F.conv_transpose2d(x.to(dtype), w, stride=op.stride, padding=op.padding, output_padding=op.output_padding,
-                               groups=op.groups)
-    return y.to(torch.int64)   # exact integers in float: the cast is exact
+    integer mantissas ``weight``, exactly, as int64 (:func:`plan_synapse`; a caller that runs the same
+    synapse every step keeps the plan instead). ``float64`` forces one float64 convolution (the same
+    integers, slower; for tests of the float32 plans)."""
+    return plan_synapse(op, weight, payload_max, float64)(x)
 
 
 def fixed(layer: SynapticLayer) -> FixedSynapses:
