@@ -47,7 +47,7 @@ def _files(folder):
 
 
 def test_11_a_second_run_into_a_folder_being_written_is_refused(files, tmp_path):
-    """Run A (long: T = 3000) is writing --out when run B starts: B is refused at once with one line (a lock),
+    """Run A (long: T = 30000) is writing --out when run B starts: B is refused at once with one line (a lock),
     and the folder ends up wholly A's. Before issue 16 B succeeded and the folder mixed both runs' files."""
     imgs = []
     for k in range(2):
@@ -55,10 +55,10 @@ def test_11_a_second_run_into_a_folder_being_written_is_refused(files, tmp_path)
         iio.imwrite(imgs[-1], gray(16, 16, 10 + k))
     solo = tmp_path / "solo"
     assert cli.main(["report", str(files["net"]), "--input", str(imgs[0]), "--out", str(solo), "--steps",
-                     "3000"]) == 0
+                     "30000"]) == 0
     shared = tmp_path / "shared"
     a = subprocess.Popen([sys.executable, CLI, "report", str(files["net"]), "--input", str(imgs[0]), "--out",
-                          str(shared), "--steps", "3000"], env=env(), stdout=subprocess.DEVNULL,
+                          str(shared), "--steps", "30000"], env=env(), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while not (tmp_path / ".shared.lock").exists() and time.monotonic() < deadline:
@@ -98,7 +98,7 @@ def test_11_interrupted_rerun_keeps_the_previous_complete_set(files, tmp_path):
     for k, name in enumerate("abc"):
         iio.imwrite(folder / f"{name}.png", gray(16, 16, 30 + k))
     p = subprocess.Popen([sys.executable, CLI, "simulate", str(files["net"]), "--input", str(folder), "--out",
-                          str(out), "--steps", "3000"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          str(out), "--steps", "30000"], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = b""
     while b"1/3" not in err and p.poll() is None:   # tqdm: the first image's outputs are done
         err += os.read(p.stderr.fileno(), 4096)

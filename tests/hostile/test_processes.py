@@ -173,7 +173,7 @@ def test_9_sigterm_during_a_pool_run_is_one_line(files, tmp_path):
         shutil.copyfile(files["img"], imgs / f"i{k}.png")
     for delay in (2.0, 4.0):
         p = subprocess.Popen([sys.executable, CLI, "simulate", str(files["net"]), "--input", str(imgs), "--out",
-                              str(tmp_path / "o"), "--workers", "2", "--steps", "100"], env=env(),
+                              str(tmp_path / "o"), "--workers", "2", "--steps", "5000"], env=env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=os.setsid)
         time.sleep(delay)
         os.killpg(p.pid, signal.SIGTERM)                 # the whole group, as a terminal or systemd does
