@@ -53,12 +53,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from netx_export.h5image import build_image, commit, open_image
 from netx_export.h5image import create_group as _create_group
 from netx_export.h5image import put as _put
+from netx_export.h5image import write_checked
 from netx_export.stock import WEIGHT_MAX, WEIGHT_MIN, parse_stock
 from netx_export.structure import add_digest
-from toolchain.errors import ExportError, NetFileError
+from toolchain.errors import ExportError
 from toolchain.ir import Accumulator, Conv, Input, MultiThreshold, QuantizedNetwork, SynapticLayer
 from toolchain.ir.limits import IMAGE_LEVELS
 from toolchain.lowering.fixed_point import Overflow, bias_value, round_half_away
@@ -290,11 +290,5 @@ def write_netx_compatible(network: QuantizedNetwork, path: str | os.PathLike[str
         _put(sim, "tSample", np.array(report.run_steps(steps), dtype=np.int64))
         add_digest(f)         # lava-dl's netx reads only 'layer': an extra root dataset is ignored there
 
-    image = build_image(fill)
-    try:
-        with open_image(image) as f:
-            parse_stock(f)
-    except NetFileError as exc:
-        raise ExportError(f"cannot write {target}: the stock reader refuses it: {exc}") from exc
-    commit(target, image)
+    write_checked(target, fill, parse_stock, "the stock reader refuses it: ")
     return report

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import h5py
 import numpy as np
 
+from toolchain.errors import ExportError, NetFileError
 from toolchain.files import write_bytes
 
 
@@ -54,3 +55,17 @@ def open_image(image: bytes) -> h5py.File:
 def commit(target: str | os.PathLike[str], image: bytes) -> None:
     """Write the image to ``target`` atomically (a full disk is an OSError; nothing half-written remains)."""
     write_bytes(target, image)
+
+
+def write_checked(target: str | os.PathLike[str], fill: Callable[[h5py.File], None],
+                  check: Callable[[h5py.File], object], refusal: str) -> None:
+    """Build the file in memory, read it back with ``check`` (a reader) and only then write it to
+    ``target``: a file the reader would refuse is never written; its error becomes an ExportError
+    ``cannot write <target>: <refusal><reader's message>``."""
+    image = build_image(fill)
+    try:
+        with open_image(image) as f:
+            check(f)
+    except NetFileError as exc:
+        raise ExportError(f"cannot write {target}: {refusal}{exc}") from exc
+    commit(target, image)

@@ -21,11 +21,11 @@ import h5py
 import numpy as np
 
 from netx_export import schema
-from netx_export.h5image import build_image, commit, create_group, open_image, put
+from netx_export.h5image import create_group, put, write_checked
 from netx_export.reader import parse_file
 from netx_export.schema import FLOAT, INT, INTS, JSON, PAIR, STR
 from netx_export.structure import add_digest
-from toolchain.errors import ExportError, NetFileError
+from toolchain.errors import ExportError
 from toolchain.ir import (
     Accumulator,
     Concat,
@@ -198,11 +198,5 @@ def write_network(network: QuantizedNetwork, path: str | os.PathLike[str]) -> Pa
             write_layer(layers_group, i, entries)
         add_digest(f)
 
-    image = build_image(fill)
-    try:
-        with open_image(image) as f:
-            parse_file(f)
-    except NetFileError as exc:
-        raise ExportError(f"cannot write {target}: {exc}") from exc
-    commit(target, image)
+    write_checked(target, fill, parse_file, "")
     return target
