@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import json
 import statistics
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -43,27 +41,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from netx_export.stock import read_netx  # noqa: E402
+from toolchain.backends.lava_dl_data import netx_test_folder  # noqa: E402
 from toolchain.hardware import ChipLayer, ChipPart, chip_layers, compile_network, load_profile, stock_activity  # noqa: E402
 from toolchain.hardware.report_chip import evaluate_chip  # noqa: E402
 from toolchain.simulators.physical import simulate_cuba  # noqa: E402
 
 MEASURED = ROOT / "hw_profiles" / "measured" / "pilotnet_lif.json"
-NETX_TESTS = Path("tests/lava/lib/dl/netx")
 GOAL_CORES, GOAL_BAND = 0.15, 0.30
 
 
 def lava_dl_gts() -> Path | None:
-    """lava-dl's shipped netx test data (``tests/lava/lib/dl/netx/gts``) beside the installed packages."""
-    candidates: list[Path] = []
-    try:
-        dist = importlib.metadata.distribution("lava-dl")
-        candidates += [Path(dist.locate_file(f)).parent for f in dist.files or ()
-                       if Path(f).as_posix().endswith(f"{NETX_TESTS.as_posix()}/tiny.net")]
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    paths = sysconfig.get_paths()
-    candidates += [Path(paths[k]) / NETX_TESTS for k in ("purelib", "platlib") if k in paths]
-    return next((c / "gts" for c in candidates if (c / "gts/pilotnet_lif/network.net").exists()), None)
+    """lava-dl's shipped netx golden data (``gts/``), or None when its PilotNet LIF files are not installed."""
+    gts = netx_test_folder() / "gts"
+    return gts if (gts / "pilotnet_lif/network.net").exists() else None
 
 
 def git_blob_sha1(path: Path) -> str:
