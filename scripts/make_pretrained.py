@@ -42,7 +42,7 @@ def main() -> None:
             parser.error("--trained needs --train-json (the run's report)")
         report = json.loads(Path(a.train_json).read_text())
         ckpt = load_checkpoint(a.trained, expect_kind="ann")
-        if ckpt.meta.get("train", {}).get("config") != recipe.settings("x").config.to_dict():
+        if ckpt.meta.get("train", {}).get("config") != recipe.config.to_dict():
             parser.error(f"{a.trained}: not trained with the recipe's architecture")
         ckpt.training_state = None
         save_checkpoint(recipe.path, ckpt)

@@ -25,7 +25,8 @@ def test_the_file_is_the_recorded_one(recorded):
     assert file_sha256(DENOISER.path) == recorded["sha256"]
     ckpt = load_checkpoint(DENOISER.path, expect_kind="ann")
     assert ckpt.training_state is None                           # shipped without optimizer state
-    assert ckpt.meta["train"]["config"] == DENOISER.settings("x").config.to_dict() == recorded["train"]["config"]
+    assert ckpt.meta["train"]["config"] == DENOISER.config.to_dict() == recorded["train"]["config"]
+    assert DENOISER.settings("unused.pt").config == DENOISER.config      # what train() builds
     assert recorded["command"] == DENOISER.command(f"toolchain/data/pretrained/{DENOISER.name}.pt")
     assert recorded["train"]["batches"] == DENOISER.schedule.epochs * DENOISER.schedule.batches_per_epoch
     assert len(recorded["commit"]) == 40 and DENOISER.path.stat().st_size < 1_000_000

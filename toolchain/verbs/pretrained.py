@@ -18,6 +18,7 @@ import toolchain.data
 
 from ..data.embedded import denoise_split
 from ..frontend.checkpoint import file_sha256, load_ann, load_checkpoint, save_checkpoint
+from ..frontend.unet import UNetConfig
 from ..tasks.sampling import evaluate_denoise
 from .evaluate import denoiser
 from .runs import Log, Schedule
@@ -59,6 +60,11 @@ class Recipe:
                  *(["--augment"] if s.augment else []), *(["--by-area"] if s.by_area else []),
                  *(["--noise-map"] if self.noise_map else []), f"--seed {self.seed}"]
         return f"python cli.py train --task denoise {' '.join(flags)} --out {out}"
+
+    @property
+    def config(self) -> UNetConfig:
+        """The architecture the recipe trains."""
+        return UNetConfig("denoise", 1, 1, width=self.width, depth=self.depth, noise_map=self.noise_map)
 
     def settings(self, out: str | os.PathLike[str]) -> TrainSettings:
         return TrainSettings(DataSource("denoise", 1), out, self.schedule, self.width, self.depth,
