@@ -87,12 +87,17 @@ def fork_map(function: Callable[[Any], Any], items: Sequence[Any], workers: int,
                 waiting = [pipes[w] for w in busy] + [processes[w].sentinel for w in busy]
                 for ready in multiprocessing.connection.wait(waiting):
                     worker = next(w for w in busy if ready in (pipes[w], processes[w].sentinel))
-                    if not pipes[worker].poll():
+                    try:
+                        # a dead worker's pipe reads as EOF: ready (and poll() true) before its sentinel may be
+                        if not pipes[worker].poll():
+                            raise EOFError
+                        index, ok, value = pipes[worker].recv()
+                    except (EOFError, OSError):
+                        processes[worker].join(timeout=1.0)          # reap it, so that its exit code is known
                         code = processes[worker].exitcode
                         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
                         raise BackendError(f"a {what} process died ({how}; e.g. the out-of-memory killer); the run "
-                                           f"stops and its other workers are stopped")
-                    index, ok, value = pipes[worker].recv()
+                                           f"stops and its other workers are stopped") from None
                     del busy[worker]
                     if not ok:
                         raise value if isinstance(value, BaseException) else BackendError(f"a {what} failed: {value}")
