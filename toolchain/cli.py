@@ -101,11 +101,12 @@ def cmd_finetune(a: argparse.Namespace) -> Any:
 def cmd_evaluate(a: argparse.Namespace) -> Any:
     from toolchain.verbs.evaluate import EvaluateSettings, evaluate_checkpoint
     report = evaluate_checkpoint(EvaluateSettings(a.checkpoint, a.steps, tuple(a.sigma), a.seed, a.crop, a.data,
-                                                  a.layout, a.masks, _memory(a)))
+                                                  a.layout, a.masks, _memory(a), a.workers))
+    _say(report.describe_spread())
     for row in report.denoise or []:
-        print(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
+        _say(f"sigma {row['sigma']:g}: PSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}")
     if report.segmentation is not None:
-        print(", ".join(f"{k} {v:.3f}" for k, v in report.segmentation.items()))
+        _say(", ".join(f"{k} {v:.3f}" for k, v in report.segmentation.items()))
     return report
 
 
@@ -136,6 +137,7 @@ def cmd_simulate(a: argparse.Namespace) -> Any:
     options = BackendOptions(timeout_s=a.timeout, reset_interval=a.reset_interval, reset_offset=a.reset_offset)
     report = simulate_file(SimulateSettings(a.network, a.input, a.out, a.backend, a.steps, a.add_noise, a.seed,
                                             _profile(a), options, a.batch, a.workers, a.noise_level, _memory(a)))
+    _say(report.describe())
     for row in report.images:
         print(f"{row.image}: {row.spikes:,} spikes in {row.steps} steps, {row.wall_time_s:.2f} s "
               f"on {row.backend} -> {row.out}")
@@ -182,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-memory", type=arguments.memory_size, metavar="SIZE",
                        help="refuse to start what needs more memory than this, estimated first (e.g. 4G; default: "
                             "the smaller of 8G and 80%% of the available memory)")
+
+    def workers_option(p: argparse.ArgumentParser, what: str) -> None:
+        p.add_argument("--workers", type=arguments.workers, default="auto", metavar="N|auto",
+                       help=f"{what}: N, or auto (default): one per usable core and item within --max-memory, one "
+                            f"process for one item; under torchrun per rank, the items spread over the ranks")
 
     def data_options(p: argparse.ArgumentParser, helptext: str) -> None:
         p.add_argument("--data", metavar="DIR", help=helptext)
@@ -267,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
     data_options(p, "evaluate on this dataset folder's test split (default: the embedded photos; a folder the "
                     "checkpoint records is read only when named here)")
+    workers_option(p, "worker processes over the test images (and noise levels)")
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
@@ -309,8 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: --add-noise's, else estimated from the image)")
     p.add_argument("--batch", type=int, default=1,
                    help="images of the same padded size simulated together (one Lava run each for lava-cpu; default 1)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes over the images (reference, loihi2; default 1)")
+    workers_option(p, "worker processes over the batches of images (reference, loihi2; lava-cpu runs one)")
 
     p = verb("report", "Loihi 2 cost report: cores, chips, time, spikes, synaptic ops, energy vs the ANN",
              cmd_report)

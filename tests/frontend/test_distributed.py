@@ -3,38 +3,22 @@ the weights of 1 process with a batch of 4, for the ANN and for spiking-flow fin
 rank 0 writes the checkpoint and prints."""
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import torchrun
 
 import cli
 from toolchain.frontend.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--width", "4", "--depth", "2", "--epochs", "1", "--batches-per-epoch", "3", "--batch", "4", "--patch", "32"]
 
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    launcher = Path(sys.executable).parent / "torchrun"
-    command = [str(launcher)] if launcher.exists() else [sys.executable, "-m", "torch.distributed.run"]
-    command += ["--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                str(REPO / "cli.py"), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(key, None)
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return torchrun(args, cwd)
 
 
 def _assert_same(a_path: Path, b_path: Path) -> None:

@@ -4,15 +4,13 @@ batched Lava runs also give the reference simulator's outputs."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from cli_helpers import read_outputs
 
 import cli
-
-
 
 
 @pytest.fixture(scope="module")
@@ -36,20 +34,7 @@ def setup(tiny, tmp_path_factory):
     return tiny.net(3, 16), images, small, pair
 
 
-def _read(folder: Path) -> dict[str, object]:
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            name = str(path.relative_to(folder))
-            if path.name == "spikes.json":
-                data = json.loads(path.read_text())
-                data.pop("wall_time_s")
-                files[name] = data
-            elif path.suffix == ".npy":
-                files[name] = np.load(path).tobytes()
-            else:
-                files[name] = path.read_bytes()
-    return files
+_read = read_outputs
 
 
 @pytest.mark.parametrize("backend", ["reference", "loihi2", "lava-cpu"])

@@ -25,6 +25,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -87,6 +88,13 @@ def from_environment() -> Context:
     return Context(rank, world, local, backend)
 
 
+def joined() -> Context:
+    """The context of the process group this process has joined (:func:`session`); SINGLE if none."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return SINGLE
+    return from_environment()
+
+
 def is_main_process() -> bool:
     """True unless this is a rank other than 0 of a torchrun job (for printing and writing)."""
     try:
@@ -95,9 +103,16 @@ def is_main_process() -> bool:
         return True
 
 
+def local_world_size() -> int:
+    """The ranks torchrun runs on this machine (``LOCAL_WORLD_SIZE``; 1 when not under torchrun)."""
+    return max(1, _env_int("LOCAL_WORLD_SIZE", _env_int("WORLD_SIZE", 1)))
+
+
 @contextmanager
-def session() -> Iterator[Context]:
+def session(timeout: timedelta | None = None) -> Iterator[Context]:
     """Join the process group torchrun describes (if any) for the duration of the block.
+
+    ``timeout``: how long a collective waits for the other ranks (default: torch's).
 
     A group that already exists (a caller set one up) is used and left alone. A rank that torchrun
     started ends (SIGTERM: the verb's clean 'terminated' path) when torchrun dies, even by SIGKILL.
@@ -114,7 +129,7 @@ def session() -> Iterator[Context]:
     if owned:
         if ctx.backend == "nccl":
             torch.cuda.set_device(ctx.local_rank)
-        dist.init_process_group(backend=ctx.backend, rank=ctx.rank, world_size=ctx.world_size)
+        dist.init_process_group(backend=ctx.backend, rank=ctx.rank, world_size=ctx.world_size, timeout=timeout)
     elif dist.get_world_size() != ctx.world_size or dist.get_rank() != ctx.rank:
         raise ConfigError("the existing process group does not match WORLD_SIZE / RANK")
     try:

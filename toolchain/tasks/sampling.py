@@ -74,14 +74,24 @@ def evaluate_denoise(predict: Denoiser, images: ImageSet, sigma: float, seed: in
 
     Image k gets noise from a generator seeded with ``seed + k``, so every model sees the same noise.
     """
-    per_image: list[dict[str, Any]] = []
-    for k, (name, image) in enumerate(zip(images.names, images.images)):
-        clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
-        noisy, _ = add_gaussian_noise(clean, sigma, torch.Generator().manual_seed(seed + k))
-        restored = (noisy - predict(noisy, sigma)).clamp(0.0, 1.0)
-        c, r = clean[0].numpy(), restored[0].numpy()
-        per_image.append({"image": name, "psnr": metrics.psnr(c, r), "ssim": metrics.ssim(c, r),
-                          "noisy_psnr": metrics.psnr(c, noisy[0].clamp(0, 1).numpy())})
+    return denoise_row(sigma, [denoise_image(predict, images, k, sigma, seed, crop) for k in range(len(images.images))])
+
+
+@torch.no_grad()
+def denoise_image(predict: Denoiser, images: ImageSet, k: int, sigma: float, seed: int,
+                  crop: int = 0) -> dict[str, Any]:
+    """Image k's row of :func:`evaluate_denoise` (its noise seeded by ``seed + k``, wherever it runs)."""
+    image = images.images[k]
+    clean = torch.from_numpy(np.ascontiguousarray(center_crop(image, crop) if crop else image))[None]
+    noisy, _ = add_gaussian_noise(clean, sigma, torch.Generator().manual_seed(seed + k))
+    restored = (noisy - predict(noisy, sigma)).clamp(0.0, 1.0)
+    c, r = clean[0].numpy(), restored[0].numpy()
+    return {"image": images.names[k], "psnr": metrics.psnr(c, r), "ssim": metrics.ssim(c, r),
+            "noisy_psnr": metrics.psnr(c, noisy[0].clamp(0, 1).numpy())}
+
+
+def denoise_row(sigma: float, per_image: list[dict[str, Any]]) -> dict[str, object]:
+    """The row of one sigma: mean PSNR and SSIM over the images' rows (in image order)."""
     return {"sigma": sigma, "psnr": float(np.mean([p["psnr"] for p in per_image])),
             "ssim": float(np.mean([p["ssim"] for p in per_image])), "images": per_image}
 
@@ -90,14 +100,23 @@ def evaluate_denoise(predict: Denoiser, images: ImageSet, sigma: float, seed: in
 def evaluate_segment(predict: Predictor, images: ImageSet, classes: int) -> dict[str, float]:
     """F1 / Jaccard / accuracy (binary) or mIoU (multi-class) of argmax(logits), all test pixels pooled
     (only the pixels inside ``images.regions`` where the dataset has them, e.g. DRIVE's field of view)."""
+    return segment_scores(images, [segment_image(predict, images, k) for k in range(len(images.images))], classes)
+
+
+@torch.no_grad()
+def segment_image(predict: Predictor, images: ImageSet, k: int) -> np.ndarray:
+    """Image k's predicted classes, flattened, at the pixels it is scored on (see :func:`evaluate_segment`)."""
+    logits = predict(torch.from_numpy(np.ascontiguousarray(images.images[k]))[None])
+    keep = images.regions[k].ravel() if images.regions is not None else slice(None)
+    return logits.argmax(dim=1)[0].numpy().ravel()[keep]
+
+
+def segment_scores(images: ImageSet, predictions: list[np.ndarray], classes: int) -> dict[str, float]:
+    """The scores of :func:`evaluate_segment` from every image's :func:`segment_image` (pooled in image order)."""
     assert images.masks is not None
-    truths, preds = [], []
-    for k, (image, mask) in enumerate(zip(images.images, images.masks)):
-        logits = predict(torch.from_numpy(np.ascontiguousarray(image))[None])
-        keep = images.regions[k].ravel() if images.regions is not None else slice(None)
-        preds.append(logits.argmax(dim=1)[0].numpy().ravel()[keep])
-        truths.append(mask.ravel()[keep])
-    truth, pred = np.concatenate(truths), np.concatenate(preds)
+    truths = [mask.ravel()[images.regions[k].ravel() if images.regions is not None else slice(None)]
+              for k, mask in enumerate(images.masks)]
+    truth, pred = np.concatenate(truths), np.concatenate(predictions)
     if classes == 2:
         return {**metrics.binary_scores(truth, pred), "miou": metrics.mean_iou(truth, pred, classes)}
     return {"miou": metrics.mean_iou(truth, pred, classes), "accuracy": float(np.mean(truth == pred))}

@@ -66,3 +66,16 @@ def step_list(text: str) -> tuple[int, ...]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"time steps must be an integer or a list (10,20,40,80), "
                                          f"got {text!r}") from None
+
+
+def workers(text: str) -> int | str:
+    """``auto`` (one worker process per usable core and item) or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"workers must be 'auto' or a positive integer, got {text!r}")
+    return value
