@@ -4,7 +4,8 @@
 Every verb has --help. Errors are one line on stderr with a non-zero exit code; outputs are written
 atomically, so an error, Ctrl-C (exit 130) or SIGTERM (exit 143) never leaves a half-written file.
 `train` and `finetune` save a checkpoint after every epoch and continue from it with --resume;
-under `torchrun --nproc_per_node N cli.py train ...` they run data-parallel.
+under `torchrun --nproc_per_node N cli.py train ...` they run data-parallel. `simulate` and `evaluate`
+spread their images over worker processes (--workers auto) and, under torchrun, over its ranks.
 """
 from __future__ import annotations
 

@@ -69,13 +69,10 @@ def step_list(text: str) -> tuple[int, ...]:
 
 
 def workers(text: str) -> int | str:
-    """``auto`` (one worker process per usable core and item) or a positive integer."""
+    """``auto`` or an integer (its range is checked by the verb: one ``error:`` line names it)."""
     if text == "auto":
         return text
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"workers must be 'auto' or a positive integer, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"workers must be 'auto' or a positive integer, got {text!r}") from None

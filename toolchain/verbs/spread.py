@@ -38,7 +38,9 @@ def check_workers(value: object) -> Workers:
     """``value`` if it is "auto" or a positive integer; a one-line ConfigError otherwise."""
     if value == "auto":
         return "auto"
-    return positive_int("`workers`", value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"`workers` must be 'auto' or a positive integer, got {value!r}")
+    return value
 
 
 def usable_cores() -> int:
