@@ -17,7 +17,8 @@ equal the reference's, and prints the best and the median of the runs:
 
 ``--batch N``: N images, side by side in the reference simulator, streamed one window after the
 other through the LavaNetwork (the latency is paid once). ``--lava-models``: Lava's own stock models
-instead of the fast ones. ``--json PATH`` writes the figures as JSON. Example::
+instead of the fast ones (in lock step, as Lava ships them); ``--lock-step``: the fast models in
+LoihiProtocol's lock step instead of free-running. ``--json PATH`` writes the figures as JSON. Example::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lava_vs_reference.py --ref-threads 1 --repeat 5
 """
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref-threads", type=int, default=1, help="torch threads for the reference simulator")
     p.add_argument("--delays", choices=("line", "sparse"), default="line", help="LavaNetwork's concat delays")
     p.add_argument("--lava-models", action="store_true", help="Lava's own stock models (slow), not the fast ones")
+    p.add_argument("--lock-step", action="store_true",
+                   help="the fast models in LoihiProtocol's lock step, not free-running (AsyncProtocol)")
     p.add_argument("--timeout", type=float, default=600.0, help="lava-cpu timeout (s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the figures to this path")
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = sim.run(images, T)
         ref_runs.append(time.perf_counter() - t0)
         lava = run_lava(net, images, T, timeout_s=args.timeout, lowering=args.lowering, delays=args.delays,
-                        fast=not args.lava_models)
+                        fast=not args.lava_models, free_running=not args.lock_step and not args.lava_models)
         timing = lava.timing
         assert timing is not None
         lava_runs.append(timing)
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     lava_steps = timing.lava_steps
     figures = {
         "network": source, "input": list(images.shape), "steps": T, "lowering": args.lowering, "delays": args.delays,
-        "models": "lava" if args.lava_models else "fast", "latency": net.output.depth, "lava_steps": lava_steps,
+        "models": "lava" if args.lava_models else "fast", "lock_step": bool(args.lock_step or args.lava_models), "latency": net.output.depth, "lava_steps": lava_steps,
         "lava_processes": timing.processes, "repeat": len(ref_runs),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
                     "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average_before": list(load_before),
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "exact_match": exact,
     }
     print(f"network   {source}, input {tuple(images.shape)}, T={T}, {args.lowering}, latency {net.output.depth}, "
-          f"{lava_steps} Lava steps, {timing.processes} processes, {figures['models']} models, delays {args.delays}")
+          f"{lava_steps} Lava steps, {timing.processes} processes, {figures['models']} models{' in lock step' if figures['lock_step'] else ' free-running'}, delays {args.delays}")
     print(f"reference {best_ref / T * 1e3:9.2f} ms/step best, {med_ref / T * 1e3:.2f} median "
           f"(torch threads {args.ref_threads}; {len(ref_runs)} runs: "
           f"{', '.join(f'{r / T * 1e3:.1f}' for r in ref_runs)})")

@@ -10,6 +10,7 @@ own run config and decodes the output accumulator::
     python examples/lava_network.py model.net                     # a random image of the input's size
     python examples/lava_network.py model.net --image noisy.npy --out denoised.npy
     python examples/lava_network.py model.net --lava-models       # Lava's own (slow) stock models
+    python examples/lava_network.py model.net --free-running      # the fast models without the per-step barrier
     python examples/lava_network.py model.net --check             # compare with the reference simulator
 
 Timing: layer l works on logical step k at Lava step depth(l) + 1 + k, so the output accumulator
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="T (default: the file's)")
     p.add_argument("--lava-models", action="store_true",
                    help="run Lava's own stock models (plain Loihi2SimCfg(select_tag='fixed_pt')), not the fast ones")
+    p.add_argument("--free-running", action="store_true",
+                   help="the fast models in their AsyncProtocol form (no per-step barrier; the RingBuffers stay "
+                        "LoihiProtocol)")
     p.add_argument("--check", action="store_true", help="compare the output with the reference simulator")
     p.add_argument("--out", help="write the decoded output (C, H, W) here (.npy)")
     args = p.parse_args(argv)
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     sink = Sink(shape=net.out.shape, buffer=1)             # keeps the last step's accumulator
     source.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
-    run_cfg = Loihi2SimCfg(select_tag="fixed_pt") if args.lava_models else net.run_config()
+    run_cfg = (Loihi2SimCfg(select_tag="fixed_pt") if args.lava_models
+               else net.run_config(free_running=args.free_running))
     steps = net.lava_steps()                               # latency + T
     try:
         net.run(condition=RunSteps(num_steps=steps), run_cfg=run_cfg)

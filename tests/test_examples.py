@@ -34,7 +34,7 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("models", ["fast", "lava"])
+@pytest.mark.parametrize("models", ["fast", "free-running", "lava"])
 def test_lava_example_decodes_the_reference_output(tiny, tmp_path, models):
     net_path = tiny.net(steps=4, side=16, lowering="graded")
     network = read_network(net_path)
@@ -42,7 +42,7 @@ def test_lava_example_decodes_the_reference_output(tiny, tmp_path, models):
     np.save(tmp_path / "image.npy", image)
     out = tmp_path / "out.npy"
     args = [str(net_path), "--image", str(tmp_path / "image.npy"), "--check", "--out", str(out)]
-    done = _run(args + (["--lava-models"] if models == "lava" else []))
+    done = _run(args + {"fast": [], "free-running": ["--free-running"], "lava": ["--lava-models"]}[models])
     assert done.returncode == 0, done.stdout
     assert "identical to the reference simulator" in done.stdout
     expected = ReferenceSimulator(network).run(image[None], 4).output[0]

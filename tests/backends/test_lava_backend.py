@@ -96,6 +96,16 @@ def test_spike_for_spike_depth2(task, channels, lowering):
     assert got.timing.run_s > 0 and got.timing.total_s >= got.timing.run_s
 
 
+@pytest.mark.parametrize("lowering", ["compartments", "graded"])
+def test_fast_models_in_lock_step_give_the_same_spikes(lowering):
+    """The default runs the fast models free-running (AsyncProtocol); in LoihiProtocol's lock step they
+    give the same spikes (the step order is fixed by the channels, not by the barrier)."""
+    net = _network("denoise", 1, lowering)
+    images = _images(net)
+    ref = ReferenceSimulator(net).run(images, T, record="spikes")
+    _assert_identical(run_lava(net, images, T, record="spikes", timeout_s=240, free_running=False), ref, net)
+
+
 def test_without_record_same_counts_and_output():
     net = _network("denoise", 1, "compartments")
     images = _images(net, count=1, seed=5)

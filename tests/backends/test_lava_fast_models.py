@@ -11,7 +11,7 @@ Lava's models wrap. Every Lava run is isolated in the backend's worker process (
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,15 @@ class Case:
 
 
 def _model(path: str) -> type:
+    """A model class by "module:Class" path; "free:module:Class" is its free-running (AsyncProtocol) form."""
     import importlib
 
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
+    from toolchain.backends.lava.free_running import free_running
+
+    free = path.startswith("free:")
+    module, name = path.removeprefix("free:").split(":")
+    model = getattr(importlib.import_module(module), name)
+    return free_running(model) if free else model
 
 
 class PairJob:
@@ -159,10 +164,26 @@ def _delay_sparse(**kw: Any) -> Callable[[], Any]:
     return make
 
 
+def _compartments(weight: np.ndarray, ratios: tuple[int, ...]) -> np.ndarray:
+    """Conv weights over a compartments input: channel c N + i worth ratios[i] (what the planner writes)."""
+    from toolchain.backends.lava.layout import interleave
+
+    return interleave(weight, ratios)
+
+
 def _conv_cases() -> list[Case]:
     w4 = RNG.integers(-128, 128, size=(4, 3, 3, 3))
     w6 = RNG.integers(-128, 128, size=(6, 3, 3, 2))
+    folded = _compartments(RNG.integers(-128, 128, size=(5, 3, 3, 3)), (32 << 3, 16 << 3, 8 << 3, 4 << 3))
     return [
+        Case("conv over compartments (folded: 4 per channel), binary, padding 1", _conv(
+            weight=folded, input_shape=(7, 6, 12), padding=1), STOCK_CONV, FAST_CONV, _binary((7, 6, 12))),
+        Case("conv over compartments, groups 3 (each channel's compartments in its group), graded", _conv(
+            weight=_compartments(RNG.integers(-128, 128, size=(6, 3, 3, 1)), (4, 2, 1)), input_shape=(7, 6, 9),
+            padding=1, groups=3, num_message_bits=5), STOCK_CONV, FAST_CONV, _graded((7, 6, 9))),
+        Case("conv over compartments, ratios 3 and 5 (not powers of two), wraps at 24 bits", _conv(
+            weight=_compartments(RNG.integers(-2 ** 16, 2 ** 16, size=(2, 3, 3, 2)), (3, 5)), input_shape=(7, 6, 4),
+            padding=1, num_message_bits=5), STOCK_CONV, FAST_CONV, _graded((7, 6, 4))),
         Case("conv binary padding 1 (weight_exp ignored by both)", _conv(weight=w4, input_shape=(7, 6, 3), padding=1,
              weight_exp=4), STOCK_CONV, FAST_CONV, _binary((7, 6, 3))),
         Case("conv graded stride 2 groups 2 padding (1, 0)", _conv(weight=w6, input_shape=(7, 6, 4), padding=(1, 0),
@@ -254,3 +275,33 @@ def test_exact_models_stop_where_lava_wraps(which):
         message = "DelaySparse 'big' at Lava step .* overflows int32"
     with pytest.raises(ExactnessError, match=message):
         _run([case])
+
+
+def test_compartment_fold_finds_the_spike_weights_and_only_exact_factorizations():
+    from toolchain.backends.lava.integers import compartment_fold
+
+    base = RNG.integers(-128, 128, size=(4, 3, 3, 5))
+    factors, folded = compartment_fold(_compartments(base, (96, 48, 24, 12, 6, 3)))
+    assert factors.tolist() == [32, 16, 8, 4, 2, 1]
+    np.testing.assert_array_equal(_compartments(folded, factors), _compartments(base, (96, 48, 24, 12, 6, 3)))
+    assert compartment_fold(base) is None                         # five independent input channels
+    sparse = base.copy()
+    sparse[:2] = 0                                                # leading all-zero taps (a phase conv's)
+    factors, folded = compartment_fold(_compartments(sparse, (4, 2, 1)))
+    assert factors.tolist() == [4, 2, 1] and np.array_equal(folded, sparse)
+    assert compartment_fold(np.zeros((2, 3, 3, 4), np.int64)) is None
+    broken = _compartments(base, (2, 1))
+    broken[0, 0, 0, 1] += 1                                       # one weight off the pattern
+    assert compartment_fold(broken) is None
+
+
+def test_free_running_models_send_what_their_lock_step_models_send():
+    """The AsyncProtocol forms (own sync domain) beside the LoihiProtocol models they wrap, in one graph."""
+    cases = [replace(case, fast=f"free:{case.fast}") for case in (_conv_cases()[:2] + _sparse_cases()[:1]
+                                                                   + _own_cases()[:1])]
+    result = _run(cases)
+    for case in cases:
+        (reference, fast) = result["sinks"][case.name]
+        for port, a, b in zip(case.ports, reference, fast):
+            assert np.count_nonzero(a) > 0, f"{case.name} {port}: the reference model sent only zeros"
+            np.testing.assert_array_equal(b, a, err_msg=f"{case.name} (free-running): {port}")

@@ -6,8 +6,10 @@ Stock processes (Lava 0.10.0):
 
 * :class:`TorchConvModel` for ``Conv`` (``PyConvModelFixed``: a(t) = wrap24(conv(s(t-1), w)), true
   convolution, ``weight_exp`` and ``num_weight_bits`` ignored, binary input s != 0): torch's conv on
-  the (X, Y, Z) array viewed channels-last, in float32 whenever every sum is an exactly
-  representable integer (the weights' common power-of-two factor taken out), else float64;
+  the (X, Y, Z) array viewed channels-last, by the reference simulator's exact float32 plans
+  (:mod:`toolchain.simulators.exact`) of the weights with their common power-of-two factor taken out
+  and a compartments input folded (:func:`~.integers.compartment_fold`); weights are prepared when the
+  runtime starts;
 * :class:`FastDelaySparseModel` for ``DelaySparse`` (``PyDelaySparseModelBitAcc``: weights clipped to
   8 bits and truncated once, a = (W_d s) << weight_exp (floor shift for negative exponents) delivered
   at t + 1 + d, int32): per-delay matrices built once (Lava rebuilds them every step) and a ring buffer.
@@ -20,7 +22,9 @@ simulator's integers or stops. Own processes: :class:`FastMTNeuronModel` (the nu
 """
 from __future__ import annotations
 
+import functools
 import typing as ty
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -34,6 +38,8 @@ from lava.proc.sparse.process import DelaySparse
 from lava.utils.weightutils import SignMode, determine_sign_mode
 from scipy.sparse import csr_matrix
 
+from toolchain.backends.lava.free_running import free_running as free_running_model
+from toolchain.backends.lava.integers import compartment_fold, pow2_factor, shift, wrap
 from toolchain.backends.lava.procs.models import (
     PyAccumulatorModel,
     PyDelayLineModel,
@@ -44,26 +50,11 @@ from toolchain.backends.lava.procs.network import LavaNetwork, LavaNetworkModel
 from toolchain.backends.lava.procs.process import Accumulator, DelayLine, HostStatic, MTNeuron
 from toolchain.errors import ExactnessError
 from toolchain.neuron.fused import mt_step_int
+from toolchain.simulators.exact import ExactSynapse, plan_synapse
+from toolchain.simulators.kernels import SynapseOp
 
 FLOAT32_EXACT = 1 << 24       # float32 holds every integer below this exactly
 CONV_WRAP_BITS = 24
-
-
-def wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """x modulo 2**bits into [-2**(bits-1), 2**(bits-1)) (Lava's ``signed_clamp``)."""
-    base = 1 << bits
-    return (x + base // 2) % base - base // 2
-
-
-def shift(a: np.ndarray, exp: int) -> np.ndarray:
-    """a * 2**exp as Lava's Sparse models apply weight_exp: left shift, or floor right shift."""
-    return np.left_shift(a, exp) if exp > 0 else np.right_shift(a, -exp)
-
-
-def pow2_factor(w: np.ndarray) -> int:
-    """The largest k with every weight a multiple of 2**k (0 for all-zero weights)."""
-    nz = np.abs(w[w != 0])
-    return int(np.min(nz & -nz)).bit_length() - 1 if nz.size else 0
 
 
 class TorchConvModel(PyConvModelFixed):
@@ -76,23 +67,54 @@ class TorchConvModel(PyConvModelFixed):
         torch.set_num_threads(1)
         self._ready = False
 
+    def start(self) -> None:
+        self._prepare()                      # when the runtime starts (the Vars are set), not in the first step
+        super().start()
+
     def _prepare(self) -> None:
         w = np.asarray(self.weight, np.int64)                            # (C_out, kx, ky, C_in / groups)
+        fold = compartment_fold(w)
+        self._fold: dict[torch.dtype, torch.Tensor] | None = None
+        self._fold_sum = 1
+        if fold is not None:
+            f, w = fold
+            self._fold = {dt: torch.from_numpy(f).to(dt) for dt in (torch.float32, torch.float64)}
+            self._fold_sum = int(np.abs(f).sum())
         self._g = pow2_factor(w)
         w = w >> self._g
         self._wsum = int(np.abs(w).reshape(w.shape[0], -1).sum(axis=1).max(initial=0))
-        # The (X, Y, Z) array as a channels-last (1, Z, X, Y) tensor: torch's cross-correlation kernel is
+        # The (X, Y, Z) array is a channels-last (1, Z, X, Y) tensor: torch's cross-correlation kernel is
         # the flipped Lava kernel in (C_out, C_in, kx, ky) order; stride, padding, dilation stay (x, y).
-        wt = np.ascontiguousarray(w[:, ::-1, ::-1, :].transpose(0, 3, 1, 2)).astype(np.float64)
-        self._w = {dt: torch.from_numpy(wt).to(dt).contiguous(memory_format=torch.channels_last)
-                   for dt in (torch.float32, torch.float64)}
+        self._weight = w[:, ::-1, ::-1, :].transpose(0, 3, 1, 2).copy()    # fresh strides, even for 1x1
         self._stride = (int(self.stride[0]), int(self.stride[1]))
         self._padding = (int(self.padding[0]), int(self.padding[1]))
         self._dilation = (int(self.dilation[0]), int(self.dilation[1]))
         self._groups = int(self.groups[0])
+        self._plans: dict[int, ty.Callable[[torch.Tensor], torch.Tensor]] = {}
         self._zeros = np.zeros(tuple(self.a_out.shape), np.int32)
         self._binary = int(self.num_message_bits.item()) <= 0
+        message_bits = int(self.num_message_bits.item())
+        self._plan((1 if self._binary else (1 << message_bits) - 1) * self._fold_sum)   # the usual payloads' plan
         self._ready = True
+
+    def _plan(self, payload_max: int) -> ty.Callable[[torch.Tensor], torch.Tensor]:
+        """x (1, Z, X, Y) -> conv(x, w) as int64, exact for |x| < 2**bits, bits = bitlen(payload_max):
+        the reference simulator's exact float32 plan (:func:`toolchain.simulators.exact.plan_synapse`),
+        or one float64 convolution where a dilation (which the plans do not take) is set."""
+        bits = payload_max.bit_length()
+        plan = self._plans.get(bits)
+        if plan is None:
+            bound = (1 << bits) - 1
+            if self._dilation == (1, 1):
+                op = SynapseOp("conv", tuple(self._weight.shape[2:]), self._stride, self._padding,  # type: ignore[arg-type]
+                               groups=self._groups)
+                plan = channels_last(plan_synapse(op, self._weight, bound))
+            else:
+                weight = torch.from_numpy(self._weight.astype(np.float64))
+                plan = functools.partial(_dilated, weight=weight, stride=self._stride, padding=self._padding,
+                                         dilation=self._dilation, groups=self._groups)
+            self._plans[bits] = plan
+        return plan
 
     def run_spk(self) -> None:
         if not self._ready:
@@ -102,24 +124,40 @@ class TorchConvModel(PyConvModelFixed):
         if not s.any():
             self.a_buf = self._zeros
             return
-        payload_max = 1 if self._binary else int(np.abs(s).max())
-        bound = self._wsum * payload_max                 # |conv / 2**g| <= bound
-        dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
-        x = torch.from_numpy(np.asarray(s)).unsqueeze(0).permute(0, 3, 1, 2)   # (1, Z, X, Y), channels-last
-        x = (x != 0).to(dtype) if self._binary else x.to(dtype)
-        y = F.conv2d(x, self._w[dtype], stride=self._stride, padding=self._padding, dilation=self._dilation,
-                     groups=self._groups)[0].permute(1, 2, 0)                         # (X', Y', C_out)
+        s = np.asarray(s)
+        payload_max = (1 if self._binary else int(np.abs(s).max())) * self._fold_sum
+        # numpy's casts are several times faster than torch's on one thread; every partial sum of the
+        # fold x[..., c] = sum_i f_i s[..., c N + i] is at most payload_max, so exact in ``dtype``
+        dtype = torch.float32 if payload_max < FLOAT32_EXACT else torch.float64
+        x = torch.from_numpy((s != 0 if self._binary else s).astype(np.float32 if dtype == torch.float32
+                                                                     else np.float64))
+        if self._fold is not None:
+            x = x.reshape(x.shape[:2] + (-1, self._fold[dtype].shape[0])) @ self._fold[dtype]
+        y = self._plan(payload_max)(x.unsqueeze(0).permute(0, 3, 1, 2))[0].permute(1, 2, 0)   # (X', Y', C_out)
+        bound = self._wsum * payload_max                                   # |conv / 2**g| <= bound
         if (bound << self._g) < (1 << (CONV_WRAP_BITS - 1)):                  # no wrap possible
             a = y.to(torch.int32)
             self.a_buf = (torch.bitwise_left_shift(a, self._g) if self._g else a).numpy()
             return
-        exact = y.to(torch.int64).numpy() << self._g
+        exact = y.numpy() << self._g
         if self.exact and np.abs(exact).max(initial=0) >= 1 << (CONV_WRAP_BITS - 1):
             raise ExactnessError(
                 f"Conv {self.proc_params.get('name')!r} at Lava step {self.time_step}: a synaptic sum reaches "
                 f"{int(np.abs(exact).max())} >= 2**23, which Lava's Conv wraps (24 bits) while the reference "
                 f"simulator does not; lower this layer's weight exponent or split its input")
         self.a_buf = wrap(exact, CONV_WRAP_BITS).astype(np.int32)
+
+
+def channels_last(plan: ExactSynapse) -> ExactSynapse:
+    """``plan`` with its weights channels-last, as the (X, Y, Z) messages are (faster on one thread)."""
+    terms = tuple(replace(t, weight=t.weight.contiguous(memory_format=torch.channels_last)) for t in plan.terms)
+    return replace(plan, terms=terms)
+
+
+def _dilated(x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
+             dilation: tuple[int, int], groups: int) -> torch.Tensor:
+    return F.conv2d(x.to(torch.float64), weight, stride=stride, padding=padding, dilation=dilation,
+                    groups=groups).to(torch.int64)
 
 
 class ExactTorchConvModel(TorchConvModel):
@@ -150,6 +188,10 @@ class FastDelaySparseModel(PyDelaySparseModelBitAcc):
     """``DelaySparse`` as ``PyDelaySparseModelBitAcc`` computes it while no int32 sum overflows (module docstring)."""
 
     exact: ty.ClassVar[bool] = False
+
+    def start(self) -> None:
+        self._prepare()                      # when the runtime starts (the Vars are set), not in the first step
+        super().start()
 
     def _prepare(self) -> None:
         w = lava_weights(self)
@@ -282,7 +324,8 @@ def warm_up() -> None:
     torch.set_num_threads(threads)
 
 
-def model_map(net: LavaNetwork, fast: bool = True, exact: bool = True) -> dict[ty.Any, type]:
+def model_map(net: LavaNetwork, fast: bool = True, exact: bool = True,
+              free_running: bool = False) -> dict[ty.Any, type]:
     """{process: model class} for every process of ``net`` (see :meth:`LavaNetwork.model_map`)."""
     from lava.proc.conv.models import PyConvModelFixed as StockConv
     from lava.proc.sparse.models import PyDelaySparseModelBitAcc as StockDelaySparse
@@ -310,5 +353,5 @@ def model_map(net: LavaNetwork, fast: bool = True, exact: bool = True) -> dict[t
             model = (ExactFastDelaySparseModel if exact else FastDelaySparseModel) if fast else StockDelaySparse
         else:
             raise TypeError(f"no model for {type(proc).__name__}")
-        mapping[proc] = model
+        mapping[proc] = free_running_model(model) if free_running else model
     return mapping

@@ -27,6 +27,11 @@ from ...vocab import Lowering
 from .plan import TIME_OFFSET, Delays
 
 RECORDER_BUFFER = 4
+# Slots per channel (Lava's ``pypy_channel_size``, 64 by default): how far a free-running process may run
+# ahead of its consumer. Each slot is a message-sized piece of shared memory, touched on first use (a page
+# fault per page): 4 slots keep them warm after four steps and /dev/shm small at paper size (a 256 x 256
+# compartments map of width 64 is 25 MB a message), and measured no slower than 64 on the demo net.
+CHANNEL_SLOTS = 4
 # Process class names a ``models`` override may name: this project's (:mod:`.procs.process`) and Lava's stock ones.
 PROCESSES = ("MTNeuron", "Accumulator", "HostStatic", "DelayLine", "FrameSource", "Recorder", "Conv", "DelaySparse")
 
@@ -42,6 +47,8 @@ class Job:
     ``models`` maps a process class name (one of :data:`PROCESSES`) to a :data:`ModelOverride`
     (see :func:`run_config`); names, not classes, so that the caller never imports Lava. ``fast``:
     this toolchain's exact fast models (:mod:`.fast`), else Lava's own stock models.
+    ``free_running``: every model, the source's and the Recorder's included, in its AsyncProtocol
+    form (:mod:`.free_running`); else LoihiProtocol, in lock step.
     """
 
     network: QuantizedNetwork
@@ -52,6 +59,7 @@ class Job:
     delays: Delays = "line"
     fast: bool = True
     models: Mapping[str, ModelOverride] = field(default_factory=dict)
+    free_running: bool = True
 
     @property
     def batch(self) -> int:
@@ -110,9 +118,12 @@ def build(job: Job) -> tuple[Any, Any, list[str], dict[Any, type]]:
     recorder = Recorder(shapes=[port.shape for port in ports], name="recorder", buffer_size=RECORDER_BUFFER)
     for i, port in enumerate(ports):
         port.connect(getattr(recorder, f"in{i}"))
-    models = net.model_map(fast=job.fast, exact=True)
-    models.update({source: PyFrameSourceModel, recorder: recorder_model(len(ports))})
-    return net, recorder, recorded, models
+    models = net.model_map(fast=job.fast, exact=True, free_running=job.free_running)
+    own = {source: PyFrameSourceModel, recorder: recorder_model(len(ports))}
+    if job.free_running:
+        from .free_running import free_running
+        own = {proc: free_running(model) for proc, model in own.items()}
+    return net, recorder, recorded, {**models, **own}
 
 
 def runtime_shared_memory(runtime: Any) -> list[str]:
@@ -174,7 +185,8 @@ def simulate(job: Job, on_runtime: Callable[[Any], None] = lambda rt: None,
     ok = False
     try:
         try:
-            net.create_runtime(run_cfg=run_config(models, job.models))
+            net.create_runtime(run_cfg=run_config(models, job.models),
+                               compile_config={"pypy_channel_size": CHANNEL_SLOTS})
         finally:            # the runtime exists (with workers and segments) even if initialize() raised
             if net.runtime is not None:
                 on_runtime(net.runtime)

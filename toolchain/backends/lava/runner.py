@@ -94,7 +94,7 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
              timeout_s: float = DEFAULT_TIMEOUT_S, lowering: Lowering | None = None,
              models: Mapping[str, ModelOverride] | None = None,
              on_worker: Callable[[WorkerRecord], None] | None = None, delays: Delays = "line",
-             fast: bool = True) -> SimulationResult:
+             fast: bool = True, free_running: bool | None = None) -> SimulationResult:
     """Run a quantized network on Lava's CPU simulator (``Loihi2SimCfg(select_tag='fixed_pt')``) as a
     :class:`~.procs.network.LavaNetwork` (stock Conv / DelaySparse synapses, this project's neurons).
 
@@ -103,8 +103,11 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
     stream through the network one T-step window after the other (latency + N T Lava steps).
     ``lowering`` defaults to the network's (``meta['lowering']``); ``delays`` is LavaNetwork's (how
     concat delays are carried); ``fast``: this toolchain's exact fast models (default), else Lava's
-    own stock models (slow). The result equals ``ReferenceSimulator(network).run(images, steps,
-    record)`` field for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
+    own stock models (slow); ``free_running``: every model in its AsyncProtocol form
+    (:mod:`.free_running`: the same steps, paced by the channels instead of a barrier per step), else
+    in LoihiProtocol's lock step; by default the fast models run free and Lava's own models as Lava
+    ships them. The result equals ``ReferenceSimulator(network).run(images, steps, record)`` field
+    for field; ``spikes`` (when ``record``) is {MT layer: (T, N_thr, N, C, H, W)
     uint8} in logical time, the latency shift undone. ``result.timing`` holds the wall times.
     A synapse group whose sum would wrap in Lava's arithmetic (24-bit Conv) raises
     :class:`~toolchain.errors.ExactnessError` (a BackendError) naming it, rather than giving other spikes
@@ -152,7 +155,8 @@ def run_lava(network: QuantizedNetwork, images: np.ndarray, steps: int, record: 
     for layer in network.synaptic_layers:
         if isinstance(layer, Conv) and layer.static:
             static_current(layer, levels, static_overflow)
-    job = Job(network, levels, steps, record != "none", lowering, delays, bool(fast), models)
+    job = Job(network, levels, steps, record != "none", lowering, delays, bool(fast), models,
+              bool(fast) if free_running is None else bool(free_running))
     payload = run_in_worker(job, float(timeout_s), on_worker)
 
     acc = payload["accumulator"]

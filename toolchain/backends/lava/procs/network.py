@@ -204,26 +204,29 @@ class LavaNetwork(AbstractProcess):
             return []
         return [*self.neurons.values(), self.host_static, *self.delay_lines.values(), *self.synapses.values()]
 
-    def model_map(self, fast: bool = True, exact: bool = True) -> dict[ty.Any, type]:
+    def model_map(self, fast: bool = True, exact: bool = True, free_running: bool = False) -> dict[ty.Any, type]:
         """{process: model} for ``Loihi2SimCfg(exception_proc_model_map=...)``, merged with a script's own.
 
         ``fast``: this toolchain's faster models of the stock and own processes
         (:mod:`toolchain.backends.lava.fast`, each tested equal to Lava's own); else Lava's own models
         and :mod:`.models`. ``exact`` (with ``fast``): a synapse group whose sum would wrap (Conv:
         |a| >= 2**23; DelaySparse: 2**31) raises ``toolchain.errors.ExactnessError`` instead of
-        giving other spikes than the reference simulator.
+        giving other spikes than the reference simulator. ``free_running``: every model in its
+        AsyncProtocol form (:mod:`toolchain.backends.lava.free_running`: the same integers without
+        Lava's per-step barrier; processes of a script's own, e.g. a RingBuffer on ``inp``, may stay
+        in LoihiProtocol: Lava runs each protocol's sync domain, and the channels keep the order).
         """
         from toolchain.backends.lava.fast import model_map
 
-        return model_map(self, fast=fast, exact=exact)
+        return model_map(self, fast=fast, exact=exact, free_running=free_running)
 
-    def run_config(self, fast: bool = True, exact: bool = True,
+    def run_config(self, fast: bool = True, exact: bool = True, free_running: bool = False,
                    extra: ty.Mapping[ty.Any, type] | None = None) -> ty.Any:
         """``Loihi2SimCfg(select_tag='fixed_pt')`` with :meth:`model_map` (plus ``extra``) as exceptions."""
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        return Loihi2SimCfg(select_tag="fixed_pt",
-                            exception_proc_model_map={**self.model_map(fast, exact), **dict(extra or {})})
+        return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map={
+            **self.model_map(fast, exact, free_running), **dict(extra or {})})
 
 
 @implements(proc=LavaNetwork, protocol=LoihiProtocol)
