@@ -181,6 +181,8 @@ def test_segmentation_pools_the_same_pixels_over_any_workers(segment_data, tmp_p
     many = _evaluate([*argv, "--workers", "3"], tmp_path / "many.json", capsys)
     assert many["segmentation"] == one["segmentation"] and many["workers"] == 3
     assert set(one["segmentation"]) >= {"f1", "miou"}
+    auto = _evaluate(argv, tmp_path / "auto.json", capsys)
+    assert auto["segmentation"] == one["segmentation"] and auto["workers"] == 1     # auto: an ANN in one process
 
 
 # ---------------------------------------------------------------- torchrun: 2 ranks (gloo, CPU)

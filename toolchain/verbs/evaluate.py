@@ -114,7 +114,8 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
                    memory: MemoryLimit = MemoryLimit()) -> EvaluationReport:
     """Metrics of a model on the test split: PSNR/SSIM per sigma, or segmentation scores.
 
-    The (sigma, image) items (images, for segmentation) run over ``workers`` processes and, under
+    The (sigma, image) items (images, for segmentation) run over ``workers`` processes ("auto": an SNN's
+    as :func:`.spread.resolve` says, an ANN's in this process, where forked workers were no faster) and, under
     torchrun (inside :func:`~toolchain.frontend.distributed.session`), over its ranks: every rank gets the
     whole report, the same floats as one process (image k's noise is seeded by seed + k wherever it runs).
     """
@@ -124,6 +125,8 @@ def evaluate_model(model: Model, source: DataSource, steps: int, sigmas: Sequenc
     spec = model_spec(model)
     count = len(test_set.images)
     ctx = distributed.joined()
+    if workers == "auto" and kind == "ann":
+        workers = 1        # one ANN forward per item: forked workers measured no faster than torch's threads
     if source.task == "segment":
         check_masks(test_set, spec.out_channels)
         spread = resolve(workers, count, ctx, inference_bytes(model, test_set, 0), memory.bytes)
