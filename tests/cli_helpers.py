@@ -11,6 +11,16 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
+def leftovers(folder) -> list[str]:
+    """Every path under ``folder`` (relative), sorted; [] if it does not exist."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.exists():
+        return []
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
 def read_outputs(folder):
     """Every file under ``folder`` by relative name: spikes.json as data without its wall time, .npy files as
     their array bytes, the others as bytes (what must be identical however a simulation was spread)."""
