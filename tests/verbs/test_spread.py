@@ -51,6 +51,41 @@ def test_a_worker_error_is_raised_here():
         list(spread_map(fail_on_three, range(6), Spread(2)))
 
 
+def _rank_main(rank: int, store: str, results) -> None:
+    """One of two gloo ranks mapping over items 0..3; item 1 (rank 1's) raises."""
+    import torch.distributed as dist
+
+    def square_but_one(x: int) -> int:
+        if x == 1:
+            raise ValueError("item one is broken")
+        return x * x
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        results.put((rank, "ok", list(spread_map(square_but_one, range(4), Spread(1, rank, 2)))))
+    except Exception as exc:
+        results.put((rank, type(exc).__name__, str(exc)))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_rank_stops_every_rank_and_rank_0_names_it(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    ranks = [context.Process(target=_rank_main, args=(r, str(tmp_path / "store"), results)) for r in (0, 1)]
+    for process in ranks:
+        process.start()
+    outcome = {rank: (kind, detail) for rank, kind, detail in (results.get(timeout=90) for _ in ranks)}
+    for process in ranks:
+        process.join(30)
+    assert outcome[1] == ("ValueError", "item one is broken")
+    kind, detail = outcome[0]
+    assert kind == "BackendError" and "torchrun rank 1 failed (ValueError: item one is broken)" in detail
+
+
 def test_each_rank_takes_every_world_th_item():
     assert Spread(1, 0, 3).share(8) == [0, 3, 6]
     assert Spread(1, 2, 3).share(8) == [2, 5]
