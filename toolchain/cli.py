@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, default=256, help="center crop of test images, 0 = whole (default 256)")
     data_options(p, "evaluate on this dataset folder's test split (default: the embedded photos; a folder the "
                     "checkpoint records is read only when named here)")
-    workers_option(p, "worker processes over the test images (and noise levels)")
+    workers_option(p, "worker processes over the test images (and noise levels); auto runs an ANN in one process")
 
     p = verb("export", "quantize a Spiking-UNet to Loihi fixed point and write a netx HDF5 file", cmd_export)
     p.add_argument("checkpoint", help="SNN checkpoint (.pt), usually fine-tuned")
