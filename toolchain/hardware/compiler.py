@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import ConfigError
 from .chip import ChipLayer
 from .geometry import axis_taps
+from .placement import Placement
 from .profile import Profile
 
 Resource = Literal["neurons", "synmem_words", "axons_in", "neuron_groups"]
@@ -173,7 +174,7 @@ class LayerCores:
 
 
 @dataclass
-class CoreMap:
+class CoreMap(Placement[LayerCores]):
     """Placement of a whole network on cores and chips, and every reason it does not fit."""
 
     layers: list[LayerCores]
@@ -186,17 +187,6 @@ class CoreMap:
     @property
     def fits(self) -> bool:
         return not self.reasons
-
-    @property
-    def cores(self) -> int:
-        return sum(m.cores for m in self.layers)
-
-    @property
-    def chips(self) -> int:
-        return max(1, math.ceil(self.cores / self.cores_per_chip))
-
-    def layer(self, name: str) -> LayerCores:
-        return next(m for m in self.layers if m.layer == name)
 
     def smallest_system(self) -> tuple[str, int] | None:
         """The smallest listed system with enough chips, None if none is large enough."""

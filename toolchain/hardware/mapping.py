@@ -23,7 +23,6 @@ tiling never exceeds a limit, and the exact per-core figures are reported.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 from toolchain.errors import ConfigError, HardwareLimitError
 from toolchain.hardware.costs import compartments_per_neuron, emitters_per_neuron
 from toolchain.hardware.geometry import Geometry, Part, consumers
+from toolchain.hardware.placement import Placement
 from toolchain.hardware.profile import Profile
 from toolchain.ir import Concat, MultiThreshold, QuantizedNetwork, SynapticLayer
 from toolchain.vocab import Lowering
@@ -100,7 +100,7 @@ class LayerMapping:
 
 
 @dataclass
-class Mapping:
+class Mapping(Placement[LayerMapping]):
     """Placement of a whole network: per-layer tilings, cores and chips."""
 
     profile: str
@@ -110,17 +110,6 @@ class Mapping:
     cores_per_chip: int
     max_chips: int
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def cores(self) -> int:
-        return sum(m.cores for m in self.layers)
-
-    @property
-    def chips(self) -> int:
-        return max(1, math.ceil(self.cores / self.cores_per_chip))
-
-    def layer(self, name: str) -> LayerMapping:
-        return next(m for m in self.layers if m.layer == name)
 
     def utilization(self, resource: str) -> np.ndarray:
         """Per-core use / limit of one resource, all cores in layer order."""
