@@ -252,8 +252,8 @@ class FastMTNeuronModel(PyMTNeuronModel):
 
     out_dtype: ty.ClassVar[type] = np.int32
 
-    def _prepare(self) -> np.ndarray:
-        bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64)).reshape(-1)
+    def _prepare_bias(self) -> np.ndarray:
+        bias = super()._prepare_bias().reshape(-1)
         self._theta = np.asarray(self._thresholds, np.int64)
         self._r = np.asarray(self._ratios, np.int64)
         self._out: np.ndarray = np.zeros(self._zero_out.size, self.out_dtype)
@@ -262,24 +262,13 @@ class FastMTNeuronModel(PyMTNeuronModel):
         return bias
 
     def run_spk(self) -> None:
-        current = self.a_in.recv()
-        position = self.position()
-        if position is None:
-            self.s_out.send(self._zero_out)
-            self.rec_out.send(self._zero_rec)
+        active = self._active_current()
+        if active is None:
             return
-        bias = self._bias
-        if bias is None:
-            bias = self._bias = self._prepare()
-        j, k = position
-        v = self.v.reshape(-1)
-        if k == 0:
-            v[:] = 0
-        total = np.asarray(current, np.int64).reshape(-1) + bias
+        total, col = active
         self._counts[:] = 0
-        col = self.column(j)
-        self.saturations[col] += mt_step_int(v, total, self._theta, self._r, self._v_limit, self._graded,
-                                             self._out, self._packed, self._counts)
+        self.saturations[col] += mt_step_int(self.v.reshape(-1), total, self._theta, self._r, self._v_limit,
+                                             self._graded, self._out, self._packed, self._counts)
         self.spike_counts[:, col] += self._counts
         self.s_out.send(self._out.reshape(self._zero_out.shape))
         self.rec_out.send(self._packed.reshape(self._shape) if self._record else self._zero_rec)

@@ -93,20 +93,31 @@ class PyMTNeuronModel(WindowedModel):
         self._zero_rec = np.zeros(self._shape, np.int32)
         self._bias: np.ndarray | None = None
 
-    def run_spk(self) -> None:
+    def _prepare_bias(self) -> np.ndarray:
+        """m_b << e_b per neuron (int64), once, at the first active step."""
+        return np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64))
+
+    def _active_current(self) -> tuple[np.ndarray, int] | None:
+        """This step's synaptic current plus bias (int64) and its image's column; None at an inert step
+        (zeros sent on both ports). The membrane is reset at the first step of every window."""
         current = self.a_in.recv()
         position = self.position()
         if position is None:
             self.s_out.send(self._zero_out)
             self.rec_out.send(self._zero_rec)
-            return
+            return None
         j, k = position
         if k == 0:
             self.v[...] = 0
         if self._bias is None:
-            self._bias = np.left_shift(self.bias_mant.astype(np.int64), self.bias_exp.astype(np.int64))
-        current = current.astype(np.int64) + self._bias
-        col = self.column(j)
+            self._bias = self._prepare_bias()
+        return np.asarray(current, np.int64).reshape(self._bias.shape) + self._bias, self.column(j)
+
+    def run_spk(self) -> None:
+        active = self._active_current()
+        if active is None:
+            return
+        current, col = active
         self.saturations[col] += count(np.abs(self.v + current) > self._v_limit)
         v, spikes = mt_step(self.v, current, self._thresholds, v_limit=self._v_limit)
         self.v[...] = v
