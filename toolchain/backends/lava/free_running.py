@@ -11,8 +11,11 @@ counted as Lava counts it, from 1), paced only by its channels, so that a proces
 steps in one time slice of a CPU. The integers are those of the model it wraps (tested: identical
 spikes, step for step).
 
-A graph whose processes all run these forms is one AsyncProtocol sync domain; Vars are read with
-``Var.get()`` after the run has finished.
+A graph whose processes all run these forms is one AsyncProtocol sync domain; mixed with
+LoihiProtocol models (a script's own RingBuffers), Lava runs one sync domain per protocol and the
+channels keep the order (tested). Vars are read with ``Var.get()`` after the run has finished, and a
+run is not paused or stopped before its n steps end (the lava-cpu backend's timeout and Ctrl-C kill
+its process group instead).
 """
 from __future__ import annotations
 
