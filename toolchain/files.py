@@ -118,9 +118,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)     # mkstemp creates 0600; outputs are ordinary files
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp creates 0600; outputs are ordinary files
         os.replace(tmp, target)
     except OSError as exc:
         raise OutputError(f"{target}: cannot be written ({os_reason(exc)})") from exc

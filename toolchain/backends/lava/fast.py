@@ -50,10 +50,9 @@ from toolchain.backends.lava.procs.network import LavaNetwork, LavaNetworkModel
 from toolchain.backends.lava.procs.process import Accumulator, DelayLine, HostStatic, MTNeuron
 from toolchain.errors import ExactnessError
 from toolchain.neuron.fused import mt_step_int
-from toolchain.simulators.exact import ExactSynapse, plan_synapse
+from toolchain.simulators.exact import FLOAT32_EXACT, ExactSynapse, plan_synapse
 from toolchain.simulators.kernels import SynapseOp
 
-FLOAT32_EXACT = 1 << 24       # float32 holds every integer below this exactly
 CONV_WRAP_BITS = 24
 
 
@@ -92,8 +91,8 @@ class TorchConvModel(PyConvModelFixed):
         self._groups = int(self.groups[0])
         self._plans: dict[int, ty.Callable[[torch.Tensor], torch.Tensor]] = {}
         self._zeros = np.zeros(tuple(self.a_out.shape), np.int32)
-        self._binary = int(self.num_message_bits.item()) <= 0
         message_bits = int(self.num_message_bits.item())
+        self._binary = message_bits <= 0
         self._plan((1 if self._binary else (1 << message_bits) - 1) * self._fold_sum)   # the usual payloads' plan
         self._ready = True
 
